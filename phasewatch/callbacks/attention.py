@@ -1,0 +1,223 @@
+"""AttentionMonitor: per-head attention entropy and head-specialization scores during training."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+
+from phasewatch.callbacks import _logging
+from phasewatch.callbacks._resolve import resolve_model, resolve_tokenizer
+from phasewatch.callbacks.base import PhasewatchMonitor
+from phasewatch.corpora import load
+from phasewatch.measures import all_head_scores, attention_entropy, summarize, syntactic_scores
+from phasewatch.measures.tokenization import encode_with_offsets
+from phasewatch.report.heatmaps import head_heatmaps
+
+#: Scalar key of each head score's maximum over heads.
+SCORE_KEYS = {
+    "induction": "heads/induction_max",
+    "previous_token": "heads/prev_token_max",
+    "duplicate_token": "heads/duplicate_token_max",
+    "syntactic": "heads/syntactic_max",
+}
+ENTROPY_KEY = "attn/entropy_mean"
+
+
+class AttentionMonitor(PhasewatchMonitor):
+    """Log per-head attention entropy and specialization scores, with per-head heatmaps.
+
+    At each scheduled step:
+
+    - induction, previous-token and duplicate-token scores of every head from ONE forward pass over
+      a fixed probe of random token sequences repeated twice
+      (:func:`phasewatch.measures.all_head_scores`; ``seq_len``, ``probe_batch``, ``seed``);
+    - attention entropy (nats, mean over query positions) on natural text: the first
+      ``entropy_tokens`` tokens of each of the first ``entropy_stories`` corpus stories;
+    - with ``syntactic=True``, the syntactic attention score against the corpus' dependency parses
+      on the first ``syntactic_stories`` stories (Natural Stories only).
+
+    Logs ``heads/induction_max``, ``heads/prev_token_max``, ``heads/duplicate_token_max``,
+    ``heads/syntactic_max`` (max over heads, in [0, 1]), ``attn/entropy_mean`` (nats), optionally
+    ``attn/entropy/L{l}H{h}`` and ``heads/<score>/L{l}H{h}`` per head, and a heatmap figure
+    ``heads/heatmaps`` to TensorBoard. The per-head tensors also go to the run's history file.
+
+    Args:
+        seq_len, probe_batch, seed: the repeated-random-token probe (length of one repeat, batch).
+        entropy_stories, entropy_tokens: the natural-text probe for entropy (needs a tokenizer).
+        syntactic, syntactic_stories: the syntactic score (needs a tokenizer and the UD parses).
+        per_head_scalars: also log one scalar per head and measure.
+        corpus, data_dir: the corpus for the natural-text probes (default Natural Stories).
+        model_attr, tokenizer, tokenizer_path, tokenizer_attr: where the model and tokenizer are.
+        every_n_steps, log_spaced, per_decade, steps, on_validation, strict: see
+            :class:`~phasewatch.callbacks.base.PhasewatchMonitor`.
+    """
+
+    produces = (*SCORE_KEYS.values(), ENTROPY_KEY)
+
+    def __init__(
+        self,
+        *,
+        seq_len: int = 50,
+        probe_batch: int = 32,
+        seed: int = 0,
+        entropy_stories: int = 4,
+        entropy_tokens: int = 128,
+        syntactic: bool = True,
+        syntactic_stories: int = 2,
+        per_head_scalars: bool = False,
+        corpus: str = "naturalstories",
+        data_dir: str | None = None,
+        model_attr: str | None = None,
+        tokenizer: Any = None,
+        tokenizer_path: str | None = None,
+        tokenizer_attr: str = "tokenizer",
+        every_n_steps: int = 100,
+        log_spaced: bool = True,
+        per_decade: int = 10,
+        steps: Sequence[int] | None = None,
+        on_validation: bool = False,
+        strict: bool = False,
+    ) -> None:
+        super().__init__(
+            every_n_steps=every_n_steps,
+            log_spaced=log_spaced,
+            per_decade=per_decade,
+            steps=steps,
+            on_validation=on_validation,
+            strict=strict,
+        )
+        for name, value in (
+            ("seq_len", seq_len),
+            ("probe_batch", probe_batch),
+            ("entropy_tokens", entropy_tokens),
+        ):
+            if value < 2:
+                raise ValueError(f"`{name}` must be >= 2, got {value}")
+        self.seq_len, self.probe_batch, self.seed = int(seq_len), int(probe_batch), int(seed)
+        self.entropy_stories, self.entropy_tokens = int(entropy_stories), int(entropy_tokens)
+        self.syntactic, self.syntactic_stories = bool(syntactic), int(syntactic_stories)
+        self.per_head_scalars = bool(per_head_scalars)
+        self.corpus_name, self.data_dir = corpus, data_dir
+        self.model_attr = model_attr
+        self._tokenizer, self.tokenizer_path, self.tokenizer_attr = (
+            tokenizer,
+            tokenizer_path,
+            tokenizer_attr,
+        )
+        self._corpus = None
+        self._dependencies = None
+        self._entropy_ids: torch.Tensor | None = None
+        self.last_per_head: dict[str, torch.Tensor] = {}
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(seq_len=self.seq_len, seed=self.seed)
+
+    def describe(self) -> dict:
+        return {
+            "probe": f"{self.probe_batch} random sequences of {self.seq_len} tokens, twice",
+            "seed": self.seed,
+            "entropy_probe": f"{self.entropy_tokens} tokens x {self.entropy_stories} stories",
+            "syntactic_stories": self.syntactic_stories if self.syntactic else 0,
+            "units": "scores: attention mass in [0, 1]; entropy: nats",
+        }
+
+    # -- probes ------------------------------------------------------------------------------------
+
+    def _tokenizer_or_none(self, pl_module: LightningModule) -> Any:
+        try:
+            return resolve_tokenizer(
+                pl_module, self._tokenizer, self.tokenizer_path, self.tokenizer_attr
+            )
+        except AttributeError:
+            return None
+
+    def _corpus_once(self):
+        if self._corpus is None:
+            self._corpus = load(self.corpus_name, data_dir=self.data_dir)
+        return self._corpus
+
+    def _entropy_probe(self, tokenizer: Any, max_length: int | None) -> torch.Tensor:
+        """Token ids [stories, T] of the first tokens of the first stories, BOS in front."""
+        if self._entropy_ids is None:
+            texts = list(self._corpus_once().texts.values())[: self.entropy_stories]
+            length = (
+                self.entropy_tokens if max_length is None else min(self.entropy_tokens, max_length)
+            )
+            bos = getattr(tokenizer, "bos_token_id", None)
+            rows = []
+            for text in texts:
+                ids, _ = encode_with_offsets(tokenizer, text)
+                ids = ([bos] if bos is not None else []) + list(ids)
+                rows.append(ids[:length])
+            width = min(len(r) for r in rows)
+            self._entropy_ids = torch.tensor([r[:width] for r in rows], dtype=torch.long)
+        return self._entropy_ids
+
+    # -- measurement -------------------------------------------------------------------------------
+
+    def measure(self, trainer: Trainer, pl_module: LightningModule) -> tuple[dict, dict]:
+        probe = resolve_model(pl_module, self.model_attr)
+        tokenizer = self._tokenizer_or_none(pl_module)
+        per_head = dict(
+            all_head_scores(
+                probe, seq_len=self.seq_len, batch_size=self.probe_batch, seed=self.seed
+            )
+        )
+        if tokenizer is not None:
+            ids = self._entropy_probe(tokenizer, probe.max_length)
+            per_head["entropy"] = attention_entropy(probe, ids)
+            if self.syntactic:
+                if self._dependencies is None:
+                    from phasewatch.corpora.naturalstories import load_dependencies
+
+                    self._dependencies = load_dependencies(data_dir=self.data_dir)
+                result = syntactic_scores(
+                    probe,
+                    tokenizer,
+                    self._corpus_once(),
+                    self._dependencies,
+                    max_stories=self.syntactic_stories,
+                )
+                per_head["syntactic"] = result.per_head
+        scalars: dict[str, float] = {}
+        for name, key in SCORE_KEYS.items():
+            if name in per_head:
+                scalars[key] = float(summarize(per_head[name]).max)
+        if "entropy" in per_head:
+            scalars[ENTROPY_KEY] = float(per_head["entropy"].mean())
+        if self.per_head_scalars:
+            for name, scores in per_head.items():
+                prefix = "attn/entropy" if name == "entropy" else f"heads/{name}"
+                for (layer, head), value in _enumerate_heads(scores):
+                    scalars[f"{prefix}/L{layer}H{head}"] = value
+        per_head = {k: v.detach().float().cpu() for k, v in per_head.items()}
+        extras = {
+            "per_head": {SCORE_KEYS[k]: v for k, v in per_head.items() if k in SCORE_KEYS},
+            "heads": per_head,
+        }
+        return scalars, extras
+
+    def after_measurement(self, trainer, pl_module, step, scalars, extras) -> None:
+        self.last_per_head = extras["heads"]
+        _logging.append_history(
+            trainer,
+            {
+                "kind": "heads",
+                "step": step,
+                "tokens": self.tokens_seen,
+                "per_head": {k: v.tolist() for k, v in extras["heads"].items()},
+            },
+        )
+        if _logging.tensorboard(trainer) is not None:
+            figure = head_heatmaps(extras["heads"], f"step {step} ({self.tokens_seen:,} tokens)")
+            _logging.log_figure(trainer, "heads/heatmaps", figure, step)
+
+
+def _enumerate_heads(scores: torch.Tensor):
+    for layer in range(scores.shape[0]):
+        for head in range(scores.shape[1]):
+            yield (layer, head), float(scores[layer, head])

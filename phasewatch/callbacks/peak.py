@@ -1,0 +1,170 @@
+"""PeakMonitor: keep the best PPP so far, checkpoint it, and optionally stop after the peak."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from phasewatch.callbacks import _logging
+from phasewatch.callbacks.base import MeasurementListener, PhasewatchMonitor, count_tokens
+from phasewatch.detect import PeakEvent, PeakTracker
+
+log = logging.getLogger("phasewatch")
+
+
+class PeakMonitor(MeasurementListener, Callback):
+    """Track the peak of a metric (default PPP, ``ppp/delta_ll`` in nats/word) during training.
+
+    Every evaluation of ``monitor`` (taken by a phasewatch monitor the moment it measures, or read
+    from ``trainer.callback_metrics`` at each validation for any other key) updates a
+    :class:`phasewatch.detect.PeakTracker`. At each new best the weights are saved to
+    ``<dirpath>/<filename>`` (so the file always holds the peak so far); after ``patience``
+    evaluations without an improvement of ``min_delta`` the peak is confirmed, logged, and, with
+    ``stop=True``, training stops (decided on every rank alike). With ``restore_peak=True`` the peak
+    weights are loaded back into the model when training ends.
+
+    Logs ``<monitor>_peak`` (best smoothed value) and ``<monitor>_peak_step`` at each evaluation.
+
+    Args:
+        monitor: the metric key (default ``"ppp/delta_ll"``).
+        mode: ``"max"`` or ``"min"``.
+        min_delta: smallest improvement that counts, in the metric's units (default 0).
+        patience: evaluations of the metric (not validations, not steps) without improvement that
+            confirm the peak (default 5).
+        smoothing: trailing moving-average window in evaluations (default 1: raw values).
+        save_peak: save a checkpoint at each new best (default True).
+        dirpath: where the checkpoint goes (default: the logger's directory).
+        filename: checkpoint file name (default ``"ppp_peak.ckpt"``).
+        stop: stop training once the peak is confirmed (default False).
+        restore_peak: load the peak checkpoint's weights into the model at the end of training.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "ppp/delta_ll",
+        *,
+        mode: str = "max",
+        min_delta: float = 0.0,
+        patience: int = 5,
+        smoothing: int = 1,
+        save_peak: bool = True,
+        dirpath: str | None = None,
+        filename: str = "ppp_peak.ckpt",
+        stop: bool = False,
+        restore_peak: bool = False,
+    ) -> None:
+        if not filename.endswith(".ckpt"):
+            raise ValueError(f"`filename` must end in .ckpt, got {filename!r}")
+        self.monitor = monitor
+        self.tracker = PeakTracker(
+            monitor, mode=mode, min_delta=min_delta, patience=patience, smoothing=smoothing
+        )
+        self.save_peak = bool(save_peak)
+        self.dirpath = dirpath
+        self.filename = filename
+        self.stop = bool(stop)
+        self.restore_peak = bool(restore_peak)
+        self.events: list[PeakEvent] = []
+        self.peak_path: str | None = None
+        self._tokens = 0
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(monitor=self.monitor, filename=self.filename)
+
+    @property
+    def best(self) -> float | None:
+        """Best (smoothed) value so far."""
+        return self.tracker.best
+
+    @property
+    def best_step(self) -> int | None:
+        return self.tracker.best_step
+
+    # -- inputs ------------------------------------------------------------------------------------
+
+    def on_measurement(self, trainer, pl_module, key, step, tokens, value, extras) -> None:
+        if key == self.monitor:
+            self._update(trainer, pl_module, step, tokens, value)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._tokens += count_tokens(batch) * trainer.world_size
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or self._from_phasewatch(trainer):
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None:
+            value = trainer.strategy.broadcast(float(value), src=0)
+            self._update(trainer, pl_module, trainer.global_step, self._tokens, value)
+
+    def _from_phasewatch(self, trainer: Trainer) -> bool:
+        return any(
+            isinstance(cb, PhasewatchMonitor) and self.monitor in cb.produces
+            for cb in trainer.callbacks
+        )
+
+    # -- decisions ---------------------------------------------------------------------------------
+
+    def _update(self, trainer, pl_module, step, tokens, value) -> None:
+        events = self.tracker.update(step, value, tokens=tokens)
+        scalars = {
+            f"{self.monitor}_peak": float(self.tracker.best),
+            f"{self.monitor}_peak_step": float(self.tracker.best_step),
+        }
+        for key, v in scalars.items():
+            pl_module.log(key, v, logger=False, batch_size=1)
+        _logging.log_scalars(trainer, scalars, step)
+        for event in events:
+            self.events.append(event)
+            _logging.append_history(trainer, {"kind": "peak", **event.to_dict()})
+            if event.kind == "new_best" and self.save_peak:
+                self._save(trainer)
+            elif event.kind == "confirmed":
+                self._confirmed(trainer, event)
+
+    def _save(self, trainer: Trainer) -> None:
+        directory = Path(self.dirpath) if self.dirpath else _logging.run_dir(trainer)
+        path = directory / self.filename
+        trainer.save_checkpoint(str(path))
+        self.peak_path = str(path)
+
+    def _confirmed(self, trainer: Trainer, event: PeakEvent) -> None:
+        message = str(event)
+        if trainer.is_global_zero:
+            log.warning(message)
+        _logging.log_text(trainer, "peak/events", message, trainer.global_step)
+        if self.stop:
+            should_stop = trainer.strategy.reduce_boolean_decision(True, all=False)
+            trainer.should_stop = trainer.should_stop or should_stop
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.restore_peak and self.peak_path and Path(self.peak_path).exists():
+            checkpoint = torch.load(self.peak_path, map_location="cpu", weights_only=False)
+            pl_module.load_state_dict(checkpoint["state_dict"])
+            if trainer.is_global_zero:
+                log.info(
+                    "restored the %s peak weights of step %s from %s",
+                    self.monitor,
+                    self.tracker.best_step,
+                    self.peak_path,
+                )
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "tracker": self.tracker.state_dict(),
+            "events": [e.to_dict() for e in self.events],
+            "peak_path": self.peak_path,
+            "tokens": self._tokens,
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.tracker.load_state_dict(state_dict["tracker"])
+        self.events = [PeakEvent(**e) for e in state_dict["events"]]
+        self.peak_path = state_dict["peak_path"]
+        self._tokens = int(state_dict["tokens"])

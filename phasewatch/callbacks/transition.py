@@ -1,0 +1,234 @@
+"""TransitionMonitor: detect the phase transition as it happens and act on it."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from phasewatch.callbacks import _logging
+from phasewatch.callbacks.base import MeasurementListener, PhasewatchMonitor, count_tokens
+from phasewatch.callbacks.schedule import MeasureSchedule
+from phasewatch.detect import TransitionDetector, TransitionEvent
+
+log = logging.getLogger("phasewatch")
+
+#: Default watched series: the max induction score (rise) and the training loss (drop, detrended).
+DEFAULT_WATCH: dict[str, dict[str, Any]] = {
+    "heads/induction_max": {"direction": "rise", "min_change": 0.1},
+    "loss": {"direction": "drop", "min_change": 0.25, "detrend": True, "window": 5},
+}
+#: The pseudo-key of the training loss (nats/token), smoothed, read from ``training_step``'s output.
+LOSS_KEY = "loss"
+# Per-head scores kept per watched key: enough to reach back to a candidate's step.
+_PER_HEAD_KEPT = 8
+
+
+class PhaseTransitionWarning(UserWarning):
+    """Warned once per detected phase transition."""
+
+
+class TransitionMonitor(MeasurementListener, Callback):
+    """Watch logged series and raise an alert when one changes abruptly and stays changed.
+
+    The rule is :class:`phasewatch.detect.TransitionDetector` (see docs/transition.md): a change of
+    at least ``max(min_change, noise_factor * noise)`` past the series' recent level, confirmed by
+    ``confirm`` evaluations in a row (hysteresis), fires one :class:`TransitionEvent`.
+
+    Series come from phasewatch's monitors the moment they measure (e.g. ``heads/induction_max``
+    from :class:`AttentionMonitor`), from ``"loss"``: the training loss of ``training_step``'s
+    output (an exponential moving average, ``loss_ema`` per step) read on the monitor's own
+    schedule, or, for any other key, from ``trainer.callback_metrics`` at each validation.
+
+    On an event: a ``PhaseTransitionWarning`` and a log line, TensorBoard text
+    (``transition/events``) and a scalar marker ``transition/<metric>`` = 1 at the event's step,
+    :meth:`on_transition` (override it, or pass ``on_transition=``), and, if asked, a checkpoint
+    (``transition-<metric>-step<k>.ckpt``, saved when the event is confirmed) and a stop.
+
+    Args:
+        watch: metric key → detector arguments (``direction``, ``min_change``, ``noise_factor``,
+            ``window``, ``confirm``, ``hysteresis``, ``detrend``). Default :data:`DEFAULT_WATCH`.
+        checkpoint: save a checkpoint when a transition is confirmed.
+        stop: stop training once a transition is confirmed.
+        dirpath: where checkpoints go (default: the logger's directory).
+        on_transition: a callable ``(trainer, pl_module, event)`` called on every rank per event.
+        loss_ema: smoothing of the per-step training loss, 0 (none) to <1 (default 0.9).
+        every_n_steps, log_spaced, per_decade: the schedule on which the loss is read.
+        strict: raise on errors in acting on events instead of logging them.
+    """
+
+    def __init__(
+        self,
+        watch: dict[str, dict[str, Any]] | None = None,
+        *,
+        checkpoint: bool = False,
+        stop: bool = False,
+        dirpath: str | None = None,
+        on_transition: Callable | None = None,
+        loss_ema: float = 0.9,
+        every_n_steps: int = 100,
+        log_spaced: bool = True,
+        per_decade: int = 10,
+        strict: bool = False,
+    ) -> None:
+        if not 0 <= loss_ema < 1:
+            raise ValueError(f"`loss_ema` must be in [0, 1), got {loss_ema}")
+        self.watch = dict(DEFAULT_WATCH if watch is None else watch)
+        if not self.watch:
+            raise ValueError("`watch` is empty: name at least one metric key to watch")
+        self.detectors = {
+            key: TransitionDetector(key, **dict(params)) for key, params in self.watch.items()
+        }
+        self.checkpoint = bool(checkpoint)
+        self.stop = bool(stop)
+        self.dirpath = dirpath
+        self._user_hook = on_transition
+        self.loss_ema = float(loss_ema)
+        self.schedule = MeasureSchedule(every_n_steps, log_spaced=log_spaced, per_decade=per_decade)
+        self.strict = bool(strict)
+        self.events: list[TransitionEvent] = []
+        self.checkpoints: list[str] = []
+        self._loss: float | None = None
+        self._tokens = 0
+        self._last_loss_step: int | None = None
+        self._per_head: dict[str, dict[int, list]] = {}
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(watch=sorted(self.watch))
+
+    # -- user hook ---------------------------------------------------------------------------------
+
+    def on_transition(
+        self, trainer: Trainer, pl_module: LightningModule, event: TransitionEvent
+    ) -> None:
+        """Called on every rank for each transition; override it, or pass ``on_transition=``."""
+        if self._user_hook is not None:
+            self._user_hook(trainer, pl_module, event)
+
+    # -- inputs ------------------------------------------------------------------------------------
+
+    def on_measurement(self, trainer, pl_module, key, step, tokens, value, extras) -> None:
+        if key not in self.detectors:
+            return
+        per_head = extras.get("per_head", {}).get(key)
+        if per_head is not None:
+            kept = self._per_head.setdefault(key, {})
+            kept[step] = per_head
+            for old in sorted(kept)[:-_PER_HEAD_KEPT]:
+                del kept[old]
+        self._update(trainer, pl_module, key, step, tokens, value)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._tokens += count_tokens(batch) * trainer.world_size
+        if LOSS_KEY not in self.detectors:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            loss = float(loss.detach())
+            if math.isfinite(loss):
+                a = self.loss_ema if self._loss is not None else 0.0
+                self._loss = a * (self._loss or 0.0) + (1 - a) * loss
+        step = trainer.global_step
+        if self._loss is not None and step != self._last_loss_step and self.schedule.due(step):
+            self._last_loss_step = step
+            # Every rank has its own loss; decide on rank zero's so the verdict agrees.
+            value = trainer.strategy.broadcast(self._loss, src=0)
+            _logging.append_history(
+                trainer,
+                {
+                    "kind": "measurement",
+                    "step": step,
+                    "tokens": self._tokens,
+                    "values": {LOSS_KEY: value},
+                },
+            )
+            self._update(trainer, pl_module, LOSS_KEY, step, self._tokens, value)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        for key in self.detectors:
+            if key == LOSS_KEY or _is_phasewatch_key(trainer, key):
+                continue
+            value = trainer.callback_metrics.get(key)
+            if value is not None:
+                value = trainer.strategy.broadcast(float(value), src=0)
+                self._update(trainer, pl_module, key, trainer.global_step, self._tokens, value)
+
+    # -- decisions ---------------------------------------------------------------------------------
+
+    def _update(self, trainer, pl_module, key, step, tokens, value) -> None:
+        detector = self.detectors[key]
+        event = detector.update(step, value, tokens=tokens)
+        if event is not None:
+            event = self._with_heads(event)
+            detector.events[-1] = event
+            self._act(trainer, pl_module, event)
+
+    def _with_heads(self, event: TransitionEvent) -> TransitionEvent:
+        """Name the heads whose own score crossed half the threshold at the event's step."""
+        scores = self._per_head.get(event.metric, {}).get(event.step)
+        if scores is None or event.heads:
+            return event
+        t = torch.as_tensor(scores, dtype=torch.float64)
+        sign = 1.0 if event.direction == "rise" else -1.0
+        crossed = (sign * (t - event.before) >= 0.5 * event.threshold).nonzero().tolist()
+        return replace(event, heads=tuple((int(layer), int(head)) for layer, head in crossed))
+
+    def _act(self, trainer: Trainer, pl_module: LightningModule, event: TransitionEvent) -> None:
+        self.events.append(event)
+        message = str(event)
+        if trainer.is_global_zero:
+            log.warning(message)
+            warnings.warn(message, PhaseTransitionWarning, stacklevel=2)
+        _logging.log_text(trainer, "transition/events", message, event.step)
+        _logging.log_scalars(trainer, {f"transition/{event.metric}": 1.0}, event.step)
+        _logging.append_history(trainer, {"kind": "transition", **event.to_dict()})
+        try:
+            self.on_transition(trainer, pl_module, event)
+        except Exception:
+            if self.strict:
+                raise
+            log.exception("on_transition raised; training goes on (strict=False)")
+        if self.checkpoint:
+            name = f"transition-{event.metric.replace('/', '_')}-step{event.confirmed_step}.ckpt"
+            path = Path(self.dirpath) if self.dirpath else _logging.run_dir(trainer)
+            trainer.save_checkpoint(str(path / name))
+            self.checkpoints.append(str(path / name))
+        if self.stop:
+            should_stop = trainer.strategy.reduce_boolean_decision(True, all=False)
+            trainer.should_stop = trainer.should_stop or should_stop
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "detectors": {k: d.state_dict() for k, d in self.detectors.items()},
+            "events": [e.to_dict() for e in self.events],
+            "checkpoints": list(self.checkpoints),
+            "loss": self._loss,
+            "tokens": self._tokens,
+            "last_loss_step": self._last_loss_step,
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for key, state in state_dict["detectors"].items():
+            if key in self.detectors:
+                self.detectors[key].load_state_dict(state)
+        self.events = [TransitionEvent.from_dict(e) for e in state_dict["events"]]
+        self.checkpoints = list(state_dict["checkpoints"])
+        self._loss = state_dict["loss"]
+        self._tokens = int(state_dict["tokens"])
+        self._last_loss_step = state_dict["last_loss_step"]
+
+
+def _is_phasewatch_key(trainer: Trainer, key: str) -> bool:
+    return any(isinstance(cb, PhasewatchMonitor) and key in cb.produces for cb in trainer.callbacks)

@@ -1,0 +1,92 @@
+"""The run report figure: PPP, head maxima and loss against tokens, with per-head heatmaps."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from phasewatch.report.heatmaps import head_heatmaps
+from phasewatch.report.history import RunHistory
+from phasewatch.report.summary import PPP_KEY, PPP_SE_KEY, summarize_run
+
+HEAD_SERIES = {
+    "heads/induction_max": "induction",
+    "heads/prev_token_max": "previous-token",
+    "heads/duplicate_token_max": "duplicate-token",
+    "heads/syntactic_max": "syntactic (SAS)",
+}
+LOSS_KEYS = ("loss", "train/loss")
+
+
+def report_figure(history: RunHistory, title: str = "phasewatch run report") -> Figure:
+    """Curves on one token axis (transition: red dashed, PPP peak: green) and heatmaps below."""
+    summary = summarize_run(history)
+    fig = Figure(figsize=(11, 11))
+    grid = fig.add_gridspec(5, 4, height_ratios=[1.2, 1.0, 0.8, 0.9, 0.9], hspace=0.6)
+    ax_ppp = fig.add_subplot(grid[0, :])
+    ax_heads = fig.add_subplot(grid[1, :], sharex=ax_ppp)
+    ax_loss = fig.add_subplot(grid[2, :], sharex=ax_ppp)
+
+    ppp, se = history.get(PPP_KEY), history.get(PPP_SE_KEY)
+    if ppp is not None:
+        ax_ppp.plot(ppp["tokens"], ppp["value"], "o-", ms=3, color="C0", label="ΔLL")
+        if se is not None and len(se) == len(ppp):
+            ax_ppp.fill_between(
+                ppp["tokens"], ppp["value"] - se["value"], ppp["value"] + se["value"], alpha=0.25
+            )
+        ax_ppp.axhline(0, color="grey", lw=0.5)
+    else:
+        ax_ppp.text(0.5, 0.5, "PPP not measured", ha="center", transform=ax_ppp.transAxes)
+    ax_ppp.set_ylabel("PPP: ΔLL\n(nats/word ± SE)")
+
+    for key, label in HEAD_SERIES.items():
+        frame = history.get(key)
+        if frame is not None:
+            ax_heads.plot(frame["tokens"], frame["value"], "o-", ms=2, label=label)
+    ax_heads.set_ylabel("max head score")
+    ax_heads.set_ylim(-0.02, 1.02)
+    ax_heads.legend(fontsize=7, loc="upper left")
+
+    loss = next((history.get(k) for k in LOSS_KEYS if history.get(k) is not None), None)
+    if loss is not None:
+        ax_loss.plot(loss["tokens"], loss["value"], "-", color="C3")
+    ax_loss.set_ylabel("train loss\n(nats/token)")
+    ax_loss.set_xlabel("tokens seen")
+
+    for ax in (ax_ppp, ax_heads, ax_loss):
+        for event in summary.transitions:
+            if event.tokens is not None:
+                ax.axvline(event.tokens, color="red", ls="--", lw=1)
+        if summary.ppp_peaked:
+            ax.axvline(summary.ppp_max.tokens, color="green", ls=":", lw=1.5)
+        ax.grid(alpha=0.3)
+    marks = []
+    if summary.transitions:
+        marks.append("red dashed: transition")
+    if summary.ppp_peaked:
+        marks.append("green dotted: PPP peak")
+    elif summary.ppp_max is not None:
+        marks.append("no PPP peak")
+    ax_ppp.set_title(f"{title}  ({'; '.join(marks) or 'no transition detected'})", fontsize=10)
+
+    _heatmap_rows(fig, grid, history, summary)
+    return fig
+
+
+def _heatmap_rows(fig: Figure, grid, history: RunHistory, summary) -> None:
+    if not history.heads:
+        return
+    moments = [("start", history.heads[0][0])]
+    if summary.transitions:
+        moments.append(("transition", summary.transitions[0].step))
+    if summary.ppp_peaked:
+        moments.append(("PPP peak", summary.ppp_max.step))
+    moments.append(("end", history.heads[-1][0]))
+    moments = moments[:4]
+    for column, (label, step) in enumerate(moments):
+        step, _, arrays = history.heads_near(step)
+        for row, name in enumerate(("induction", "previous_token")):
+            if name not in arrays:
+                continue
+            ax = fig.add_subplot(grid[3 + row, column])
+            head_heatmaps({name: arrays[name]}, axes=[ax])
+            ax.set_title(f"{label}: {name.replace('_', '-')}\nstep {step}", fontsize=7)

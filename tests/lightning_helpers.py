@@ -1,0 +1,66 @@
+"""A tiny GPT-2 LightningModule and data for the callback tests (importable by LightningCLI)."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from transformers import GPT2Config, GPT2LMHeadModel
+
+
+class TinyLM(L.LightningModule):
+    """GPT-2, 2 layers, 2 heads, 32 dims; ``self.model`` and ``self.tokenizer`` as documented."""
+
+    def __init__(
+        self,
+        vocab_size: int = 300,
+        n_layer: int = 2,
+        n_head: int = 2,
+        n_embd: int = 32,
+        n_positions: int = 128,
+        dropout: float = 0.0,
+        lr: float = 3e-3,
+        tokenizer=None,
+    ) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.lr = lr
+        config = GPT2Config(
+            vocab_size=vocab_size,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            n_positions=n_positions,
+            resid_pdrop=dropout,
+            embd_pdrop=dropout,
+            attn_pdrop=dropout,
+        )
+        self.model = GPT2LMHeadModel(config)
+
+    def training_step(self, batch, batch_idx):
+        (ids,) = batch if isinstance(batch, (list, tuple)) else (batch,)
+        loss = self.model(input_ids=ids, labels=ids).loss
+        self.log("train/loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        (ids,) = batch if isinstance(batch, (list, tuple)) else (batch,)
+        self.log("val/loss", self.model(input_ids=ids, labels=ids).loss)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+
+
+def token_loader(ids: torch.Tensor, batch_size: int = 8, length: int = 64) -> DataLoader:
+    """Consecutive chunks of ``length`` tokens, in order (deterministic, no shuffling)."""
+    n = ids.numel() // length
+    chunks = ids[: n * length].view(n, length)
+    return DataLoader(TensorDataset(chunks), batch_size=batch_size, shuffle=False)
+
+
+def random_token_loader(
+    vocab_size: int, n: int = 64, length: int = 32, seed: int = 0
+) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    chunks = torch.randint(0, vocab_size, (n, length), generator=g)
+    return DataLoader(TensorDataset(chunks), batch_size=8, shuffle=False)
