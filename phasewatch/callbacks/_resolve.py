@@ -10,13 +10,6 @@ from lightning.pytorch import LightningModule
 from phasewatch.models import ProbeModel, as_probe_model, find_tokenizer
 
 
-def logits_model(probe: ProbeModel) -> Any:
-    """What :func:`word_surprisal` can call: the Hugging Face model, or a logits function."""
-    if hasattr(probe.module, "config"):
-        return probe.module
-    return lambda input_ids: probe.forward(input_ids, attention=False)[0]
-
-
 def resolve_model(pl_module: LightningModule, model_attr: str | None) -> ProbeModel:
     """The probe adapter of the model inside ``pl_module`` (attribute ``model_attr`` if given)."""
     if model_attr is None:

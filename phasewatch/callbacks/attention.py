@@ -12,18 +12,9 @@ from phasewatch.callbacks import _logging
 from phasewatch.callbacks._resolve import resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor
 from phasewatch.corpora import load
-from phasewatch.measures import all_head_scores, attention_entropy, summarize, syntactic_scores
-from phasewatch.measures.tokenization import encode_with_offsets
+from phasewatch.corpora.naturalstories import load_dependencies
+from phasewatch.measures.snapshot import ENTROPY_KEY, SCORE_KEYS, HeadMeasure
 from phasewatch.report.heatmaps import head_heatmaps
-
-#: Scalar key of each head score's maximum over heads.
-SCORE_KEYS = {
-    "induction": "heads/induction_max",
-    "previous_token": "heads/prev_token_max",
-    "duplicate_token": "heads/duplicate_token_max",
-    "syntactic": "heads/syntactic_max",
-}
-ENTROPY_KEY = "attn/entropy_mean"
 
 
 class AttentionMonitor(PhasewatchMonitor):
@@ -96,6 +87,11 @@ class AttentionMonitor(PhasewatchMonitor):
         ):
             if value < 2:
                 raise ValueError(f"`{name}` must be >= 2, got {value}")
+        if syntactic and corpus != "naturalstories":
+            raise ValueError(
+                f"`syntactic=True` scores heads against the Natural Stories dependency parses, "
+                f"but `corpus` is {corpus!r}; set syntactic=False for other corpora"
+            )
         self.seq_len, self.probe_batch, self.seed = int(seq_len), int(probe_batch), int(seed)
         self.entropy_stories, self.entropy_tokens = int(entropy_stories), int(entropy_tokens)
         self.syntactic, self.syntactic_stories = bool(syntactic), int(syntactic_stories)
@@ -107,9 +103,7 @@ class AttentionMonitor(PhasewatchMonitor):
             tokenizer_path,
             tokenizer_attr,
         )
-        self._corpus = None
-        self._dependencies = None
-        self._entropy_ids: torch.Tensor | None = None
+        self._measure: HeadMeasure | None = None
         self.last_per_head: dict[str, torch.Tensor] = {}
 
     @property
@@ -125,76 +119,40 @@ class AttentionMonitor(PhasewatchMonitor):
             "units": "scores: attention mass in [0, 1]; entropy: nats",
         }
 
-    # -- probes ------------------------------------------------------------------------------------
-
-    def _tokenizer_or_none(self, pl_module: LightningModule) -> Any:
-        try:
-            return resolve_tokenizer(
-                pl_module, self._tokenizer, self.tokenizer_path, self.tokenizer_attr
+    def _head_measure(self) -> HeadMeasure:
+        if self._measure is None:
+            corpus = dependencies = None
+            if self.entropy_stories > 0 or self.syntactic:
+                corpus = load(self.corpus_name, data_dir=self.data_dir)
+            if self.syntactic:
+                dependencies = load_dependencies(data_dir=self.data_dir)
+            self._measure = HeadMeasure(
+                seq_len=self.seq_len,
+                probe_batch=self.probe_batch,
+                seed=self.seed,
+                corpus=corpus,
+                dependencies=dependencies,
+                entropy_stories=self.entropy_stories,
+                entropy_tokens=self.entropy_tokens,
+                syntactic_stories=self.syntactic_stories if self.syntactic else 0,
             )
-        except AttributeError:
-            return None
-
-    def _corpus_once(self):
-        if self._corpus is None:
-            self._corpus = load(self.corpus_name, data_dir=self.data_dir)
-        return self._corpus
-
-    def _entropy_probe(self, tokenizer: Any, max_length: int | None) -> torch.Tensor:
-        """Token ids [stories, T] of the first tokens of the first stories, BOS in front."""
-        if self._entropy_ids is None:
-            texts = list(self._corpus_once().texts.values())[: self.entropy_stories]
-            length = (
-                self.entropy_tokens if max_length is None else min(self.entropy_tokens, max_length)
-            )
-            bos = getattr(tokenizer, "bos_token_id", None)
-            rows = []
-            for text in texts:
-                ids, _ = encode_with_offsets(tokenizer, text)
-                ids = ([bos] if bos is not None else []) + list(ids)
-                rows.append(ids[:length])
-            width = min(len(r) for r in rows)
-            self._entropy_ids = torch.tensor([r[:width] for r in rows], dtype=torch.long)
-        return self._entropy_ids
-
-    # -- measurement -------------------------------------------------------------------------------
+        return self._measure
 
     def measure(self, trainer: Trainer, pl_module: LightningModule) -> tuple[dict, dict]:
         probe = resolve_model(pl_module, self.model_attr)
-        tokenizer = self._tokenizer_or_none(pl_module)
-        per_head = dict(
-            all_head_scores(
-                probe, seq_len=self.seq_len, batch_size=self.probe_batch, seed=self.seed
+        try:
+            tokenizer = resolve_tokenizer(
+                pl_module, self._tokenizer, self.tokenizer_path, self.tokenizer_attr
             )
-        )
-        if tokenizer is not None:
-            ids = self._entropy_probe(tokenizer, probe.max_length)
-            per_head["entropy"] = attention_entropy(probe, ids)
-            if self.syntactic:
-                if self._dependencies is None:
-                    from phasewatch.corpora.naturalstories import load_dependencies
-
-                    self._dependencies = load_dependencies(data_dir=self.data_dir)
-                result = syntactic_scores(
-                    probe,
-                    tokenizer,
-                    self._corpus_once(),
-                    self._dependencies,
-                    max_stories=self.syntactic_stories,
-                )
-                per_head["syntactic"] = result.per_head
-        scalars: dict[str, float] = {}
-        for name, key in SCORE_KEYS.items():
-            if name in per_head:
-                scalars[key] = float(summarize(per_head[name]).max)
-        if "entropy" in per_head:
-            scalars[ENTROPY_KEY] = float(per_head["entropy"].mean())
+        except AttributeError:
+            tokenizer = None  # head scores need none; entropy and syntactic are skipped
+        scalars, per_head = self._head_measure().measure(probe, tokenizer)
         if self.per_head_scalars:
             for name, scores in per_head.items():
                 prefix = "attn/entropy" if name == "entropy" else f"heads/{name}"
-                for (layer, head), value in _enumerate_heads(scores):
-                    scalars[f"{prefix}/L{layer}H{head}"] = value
-        per_head = {k: v.detach().float().cpu() for k, v in per_head.items()}
+                for layer in range(scores.shape[0]):
+                    for head in range(scores.shape[1]):
+                        scalars[f"{prefix}/L{layer}H{head}"] = float(scores[layer, head])
         extras = {
             "per_head": {SCORE_KEYS[k]: v for k, v in per_head.items() if k in SCORE_KEYS},
             "heads": per_head,
@@ -215,9 +173,3 @@ class AttentionMonitor(PhasewatchMonitor):
         if _logging.tensorboard(trainer) is not None:
             figure = head_heatmaps(extras["heads"], f"step {step} ({self.tokens_seen:,} tokens)")
             _logging.log_figure(trainer, "heads/heatmaps", figure, step)
-
-
-def _enumerate_heads(scores: torch.Tensor):
-    for layer in range(scores.shape[0]):
-        for head in range(scores.shape[1]):
-            yield (layer, head), float(scores[layer, head])

@@ -7,12 +7,10 @@ from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 
-from phasewatch.callbacks._resolve import logits_model, resolve_model, resolve_tokenizer
+from phasewatch.callbacks._resolve import resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor
-from phasewatch.corpora import load
-from phasewatch.measures.baselines import add_baseline_columns
-from phasewatch.measures.delta_loglik import delta_loglik
-from phasewatch.measures.surprisal import word_surprisal
+from phasewatch.corpora import ReadingTimeCorpus, load
+from phasewatch.measures.snapshot import PPP_KEYS, PPPMeasure
 
 
 class PPPMonitor(PhasewatchMonitor):
@@ -41,20 +39,15 @@ class PPPMonitor(PhasewatchMonitor):
         batch_size: windows per forward pass in the surprisal pass.
         model_attr: attribute of the LightningModule holding the model (default: search).
         tokenizer, tokenizer_path, tokenizer_attr: the tokenizer object, a path to load it from,
-            or the attribute holding it (default ``"tokenizer"``).
+            or the attribute holding it (default ``"tokenizer"``; also looked up on the
+            datamodule).
         every_n_steps, log_spaced, per_decade, steps, on_validation, strict: see
             :class:`~phasewatch.callbacks.base.PhasewatchMonitor`.
 
     Measured on rank zero; the numbers are broadcast so every rank logs and decides alike.
     """
 
-    produces = (
-        "ppp/delta_ll",
-        "ppp/delta_ll_se",
-        "ppp/surprisal_coef",
-        "ppp/surprisal_mean",
-        "ppp/n_words",
-    )
+    produces = PPP_KEYS
 
     def __init__(
         self,
@@ -86,11 +79,14 @@ class PPPMonitor(PhasewatchMonitor):
             strict=strict,
         )
         if spillover < 1:
-            raise ValueError(
-                f"`spillover` must be >= 1 (lags incl. the current word), got {spillover}"
-            )
+            raise ValueError(f"`spillover` must be >= 1 (the current word counts), got {spillover}")
         if folds < 2:
             raise ValueError(f"`folds` must be >= 2, got {folds}")
+        if not isinstance(corpus, (str, ReadingTimeCorpus)):
+            raise TypeError(
+                f"`corpus` must be a corpus name such as 'naturalstories' or a ReadingTimeCorpus, "
+                f"got {type(corpus).__name__}"
+            )
         self.corpus = corpus
         self.data_dir = data_dir
         self.spillover = int(spillover)
@@ -102,13 +98,18 @@ class PPPMonitor(PhasewatchMonitor):
         self._tokenizer = tokenizer
         self.tokenizer_path = tokenizer_path
         self.tokenizer_attr = tokenizer_attr
-        self._frame = None
+        self._measure: PPPMeasure | None = None
         self.last_result = None
 
     @property
+    def corpus_name(self) -> str:
+        return self.corpus if isinstance(self.corpus, str) else self.corpus.name
+
+    @property
     def state_key(self) -> str:
-        name = self.corpus if isinstance(self.corpus, str) else getattr(self.corpus, "name", "")
-        return self._generate_state_key(corpus=name, spillover=self.spillover, folds=self.folds)
+        return self._generate_state_key(
+            corpus=self.corpus_name, spillover=self.spillover, folds=self.folds
+        )
 
     @property
     def baseline(self) -> tuple[str, ...]:
@@ -116,9 +117,8 @@ class PPPMonitor(PhasewatchMonitor):
         return (*base, "n_tokens") if self.control_tokens else base
 
     def describe(self) -> dict:
-        corpus = self.corpus if isinstance(self.corpus, str) else self.corpus.name
         return {
-            "corpus": corpus,
+            "corpus": self.corpus_name,
             "spillover": self.spillover,
             "folds": self.folds,
             "baseline": list(self.baseline),
@@ -126,43 +126,22 @@ class PPPMonitor(PhasewatchMonitor):
             "units": "ΔLL nats/word; surprisal bits; rt ms",
         }
 
-    def _corpus_frame(self):
-        """The corpus with its baseline columns, computed once."""
-        if self._frame is None:
-            corpus = (
-                load(self.corpus, data_dir=self.data_dir)
-                if isinstance(self.corpus, str)
-                else self.corpus
-            )
-            self.corpus = corpus
-            self._frame = add_baseline_columns(corpus.frame)
-        return self._frame
-
     def measure(self, trainer: Trainer, pl_module: LightningModule) -> tuple[dict, dict]:
-        frame = self._corpus_frame()
+        if self._measure is None:
+            corpus = self.corpus
+            if isinstance(corpus, str):
+                corpus = load(corpus, data_dir=self.data_dir)
+            self._measure = PPPMeasure(
+                corpus,
+                spillover=self.spillover,
+                folds=self.folds,
+                control_tokens=self.control_tokens,
+                whitespace_correction=self.whitespace_correction,
+                batch_size=self.batch_size,
+            )
         probe = resolve_model(pl_module, self.model_attr)
         tokenizer = resolve_tokenizer(
             pl_module, self._tokenizer, self.tokenizer_path, self.tokenizer_attr
         )
-        surprisal, n_tokens = word_surprisal(
-            logits_model(probe),
-            tokenizer,
-            frame,
-            context_length=probe.max_length,
-            batch_size=self.batch_size,
-            whitespace_correction=self.whitespace_correction,
-            return_token_counts=True,
-        )
-        frame = frame.assign(surprisal=surprisal, n_tokens=n_tokens)
-        result = delta_loglik(
-            frame, baseline=self.baseline, spillover=self.spillover, folds=self.folds
-        )
-        self.last_result = result
-        scalars = {
-            "ppp/delta_ll": float(result.mean),
-            "ppp/delta_ll_se": float(result.se),
-            "ppp/surprisal_coef": float(result.coef[0]),
-            "ppp/surprisal_mean": float(surprisal.mean()),
-            "ppp/n_words": float(result.n),
-        }
+        scalars, self.last_result = self._measure.measure(probe, tokenizer)
         return scalars, {}

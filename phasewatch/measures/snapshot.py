@@ -1,0 +1,177 @@
+"""One measurement of a model at one moment: the fixed probes and the scalars they yield.
+
+The callbacks (online) and :mod:`phasewatch.analyze` (offline, over checkpoints) both measure
+through these two classes, so the numbers they report are computed the very same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+
+from phasewatch.corpora.schema import ReadingTimeCorpus
+from phasewatch.measures.attention import summarize
+from phasewatch.measures.baselines import add_baseline_columns
+from phasewatch.measures.delta_loglik import PPPResult, delta_loglik
+from phasewatch.measures.entropy import attention_entropy
+from phasewatch.measures.head_scores import all_head_scores
+from phasewatch.measures.surprisal import word_surprisal
+from phasewatch.measures.syntactic import syntactic_scores
+from phasewatch.measures.tokenization import encode_with_offsets
+from phasewatch.models import ProbeModel
+
+#: Scalar keys, stable: users monitor them with EarlyStopping / ModelCheckpoint.
+PPP_KEYS = (
+    "ppp/delta_ll",
+    "ppp/delta_ll_se",
+    "ppp/surprisal_coef",
+    "ppp/surprisal_mean",
+    "ppp/n_words",
+)
+SCORE_KEYS = {
+    "induction": "heads/induction_max",
+    "previous_token": "heads/prev_token_max",
+    "duplicate_token": "heads/duplicate_token_max",
+    "syntactic": "heads/syntactic_max",
+}
+ENTROPY_KEY = "attn/entropy_mean"
+
+
+def _logits_model(probe: ProbeModel) -> Any:
+    """What :func:`word_surprisal` can call: the Hugging Face model, or a logits function."""
+    if hasattr(probe.module, "config"):
+        return probe.module
+    return lambda input_ids: probe.forward(input_ids, attention=False)[0]
+
+
+class PPPMeasure:
+    """PPP of a model on a reading-time corpus; the corpus and its baselines are prepared once.
+
+    ``measure(probe, tokenizer)`` returns the scalars of :data:`PPP_KEYS` (ΔLL and SE in nats/word,
+    surprisal coefficient in ms/bit, mean surprisal in bits, words used) and the
+    :class:`PPPResult`.
+    """
+
+    def __init__(
+        self,
+        corpus: ReadingTimeCorpus | pd.DataFrame,
+        *,
+        spillover: int = 4,
+        folds: int = 10,
+        control_tokens: bool = False,
+        whitespace_correction: bool = False,
+        batch_size: int = 8,
+    ) -> None:
+        frame = corpus.frame if isinstance(corpus, ReadingTimeCorpus) else corpus
+        self.frame = add_baseline_columns(frame)
+        self.spillover, self.folds = int(spillover), int(folds)
+        self.baseline = (
+            ("length", "log_freq", "n_tokens") if control_tokens else ("length", "log_freq")
+        )
+        self.whitespace_correction = bool(whitespace_correction)
+        self.batch_size = int(batch_size)
+
+    def measure(self, probe: ProbeModel, tokenizer: Any) -> tuple[dict[str, float], PPPResult]:
+        surprisal, n_tokens = word_surprisal(
+            _logits_model(probe),
+            tokenizer,
+            self.frame,
+            context_length=probe.max_length,
+            batch_size=self.batch_size,
+            whitespace_correction=self.whitespace_correction,
+            return_token_counts=True,
+        )
+        frame = self.frame.assign(surprisal=surprisal, n_tokens=n_tokens)
+        result = delta_loglik(
+            frame, baseline=self.baseline, spillover=self.spillover, folds=self.folds
+        )
+        scalars = dict(
+            zip(
+                PPP_KEYS,
+                (result.mean, result.se, result.coef[0], surprisal.mean(), result.n),
+                strict=True,
+            )
+        )
+        return {k: float(v) for k, v in scalars.items()}, result
+
+
+class HeadMeasure:
+    """Head-specialization scores and attention entropy of a model, per layer and head.
+
+    Induction, previous-token and duplicate-token scores come from one forward pass over a fixed
+    probe of ``probe_batch`` random sequences of ``seq_len`` tokens repeated twice (seeded).
+    Attention entropy (nats) is measured on natural text, the first ``entropy_tokens`` tokens of
+    the first ``entropy_stories`` corpus stories; the syntactic score on the first
+    ``syntactic_stories`` stories against ``dependencies``. Both need a tokenizer and a corpus and
+    are skipped without them.
+
+    ``measure(probe, tokenizer)`` returns the scalar maxima / means (:data:`SCORE_KEYS`,
+    :data:`ENTROPY_KEY`) and the per-head tensors [layers, heads] by measure name.
+    """
+
+    def __init__(
+        self,
+        *,
+        seq_len: int = 50,
+        probe_batch: int = 32,
+        seed: int = 0,
+        corpus: ReadingTimeCorpus | None = None,
+        dependencies: pd.DataFrame | None = None,
+        entropy_stories: int = 4,
+        entropy_tokens: int = 128,
+        syntactic_stories: int = 2,
+    ) -> None:
+        self.seq_len, self.probe_batch, self.seed = int(seq_len), int(probe_batch), int(seed)
+        self.corpus, self.dependencies = corpus, dependencies
+        self.entropy_stories, self.entropy_tokens = int(entropy_stories), int(entropy_tokens)
+        self.syntactic_stories = int(syntactic_stories)
+        self._entropy_ids: torch.Tensor | None = None
+
+    def entropy_probe(self, tokenizer: Any, max_length: int | None) -> torch.Tensor:
+        """Token ids [stories, T]: BOS, then the first tokens of each of the first stories."""
+        if self._entropy_ids is None:
+            texts = list(self.corpus.texts.values())[: self.entropy_stories]
+            length = (
+                self.entropy_tokens if max_length is None else min(self.entropy_tokens, max_length)
+            )
+            bos = getattr(tokenizer, "bos_token_id", None)
+            rows = []
+            for text in texts:
+                ids, _ = encode_with_offsets(tokenizer, text)
+                rows.append((([bos] if bos is not None else []) + list(ids))[:length])
+            width = min(len(r) for r in rows)
+            self._entropy_ids = torch.tensor([r[:width] for r in rows], dtype=torch.long)
+        return self._entropy_ids
+
+    def measure(
+        self, probe: ProbeModel, tokenizer: Any = None
+    ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        per_head = dict(
+            all_head_scores(
+                probe, seq_len=self.seq_len, batch_size=self.probe_batch, seed=self.seed
+            )
+        )
+        if tokenizer is not None and self.corpus is not None:
+            per_head["entropy"] = attention_entropy(
+                probe, self.entropy_probe(tokenizer, probe.max_length)
+            )
+            if self.dependencies is not None and self.syntactic_stories > 0:
+                result = syntactic_scores(
+                    probe,
+                    tokenizer,
+                    self.corpus,
+                    self.dependencies,
+                    max_stories=self.syntactic_stories,
+                )
+                per_head["syntactic"] = result.per_head
+        per_head = {k: v.detach().float().cpu() for k, v in per_head.items()}
+        scalars = {
+            key: float(summarize(per_head[name]).max)
+            for name, key in SCORE_KEYS.items()
+            if name in per_head
+        }
+        if "entropy" in per_head:
+            scalars[ENTROPY_KEY] = float(per_head["entropy"].mean())
+        return scalars, per_head
