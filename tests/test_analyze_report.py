@@ -1,0 +1,148 @@
+"""Offline analysis reproduces the online numbers; the report says what the history shows."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning_helpers import TinyLM, token_loader
+
+from phasewatch.analyze import analyze_checkpoints
+from phasewatch.callbacks import PPPMonitor
+from phasewatch.cli import main as cli_main
+from phasewatch.corpora import ReadingTimeCorpus
+from phasewatch.report import load_history, summarize_run, write_report
+from phasewatch.report.history import HISTORY_FILE
+
+
+def test_offline_analysis_of_checkpoints_matches_the_online_monitor(
+    tmp_path, ns_corpus, ns_tokenizer, ns_token_ids
+):
+    frame = ns_corpus.frame[ns_corpus.frame["story"] == 1].reset_index(drop=True)
+    corpus = ReadingTimeCorpus("story 1", frame)
+    online = PPPMonitor(corpus, steps=[3, 6], folds=5, strict=True)
+    saver = ModelCheckpoint(
+        dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1, filename="{step}"
+    )
+    torch.manual_seed(0)
+    trainer = L.Trainer(
+        max_steps=6,
+        callbacks=[online, saver],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(
+        TinyLM(vocab_size=len(ns_tokenizer), tokenizer=ns_tokenizer), token_loader(ns_token_ids)
+    )
+    paths = sorted((tmp_path / "ckpt").glob("*.ckpt"))
+    assert len(paths) == 2
+
+    result = analyze_checkpoints(
+        paths[::-1],
+        module=TinyLM,
+        tokenizer=ns_tokenizer,
+        corpus=corpus,
+        folds=5,
+        syntactic=False,
+        out_dir=tmp_path / "offline",
+    )
+    assert list(result.table["step"]) == [3, 6]
+    assert list(result.table["tokens"]) == [3 * 8 * 64, 6 * 8 * 64]
+    online_ppp = [row[2] for row in online.history["ppp/delta_ll"]]
+    assert list(result.table["ppp/delta_ll"]) == pytest.approx(online_ppp, abs=1e-12)
+    history = load_history(tmp_path / "offline")
+    assert list(history.series["ppp/delta_ll"]["step"]) == [3, 6]
+    assert len(history.heads) == 2 and history.heads[0][2]["induction"].shape == (2, 2)
+
+
+def _write_history(path, ppp, se=0.002, transition_at=None):
+    records = [
+        {
+            "kind": "config",
+            "monitor": "PPPMonitor",
+            "corpus": "naturalstories",
+            "spillover": 4,
+            "folds": 10,
+            "baseline": ["length", "log_freq"],
+        }
+    ]
+    for i, value in enumerate(ppp):
+        step = 100 * i
+        records.append(
+            {
+                "kind": "measurement",
+                "step": step,
+                "tokens": 1000 * step,
+                "values": {
+                    "ppp/delta_ll": value,
+                    "ppp/delta_ll_se": se,
+                    "heads/induction_max": 0.9 if i >= 3 else 0.01,
+                    "loss": 5.0 - 0.1 * i,
+                },
+            }
+        )
+        records.append(
+            {
+                "kind": "heads",
+                "step": step,
+                "tokens": 1000 * step,
+                "per_head": {
+                    "induction": [[0.01, 0.02], [0.01, 0.9 if i >= 3 else 0.01]],
+                    "previous_token": [[0.5, 0.1], [0.1, 0.1]],
+                },
+            }
+        )
+    if transition_at is not None:
+        records.append(
+            {
+                "kind": "transition",
+                "step": transition_at,
+                "metric": "heads/induction_max",
+                "before": 0.01,
+                "after": 0.9,
+                "threshold": 0.1,
+                "direction": "rise",
+                "tokens": 1000 * transition_at,
+                "confirmed_step": transition_at + 100,
+                "heads": [[1, 1]],
+            }
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    (path / HISTORY_FILE).write_text("\n".join(json.dumps(r) for r in records) + "\n")
+
+
+def test_summary_reports_a_peak_only_when_ppp_declines_by_more_than_one_se(tmp_path):
+    _write_history(tmp_path / "peaked", [0.01, 0.02, 0.03, 0.02, 0.015], transition_at=300)
+    summary = summarize_run(load_history(tmp_path / "peaked"))
+    assert summary.ppp_peaked and summary.ppp_max.step == 200
+    assert summary.ppp_final.delta_ll == pytest.approx(0.015)
+    assert "peak:  +0.0300 ± 0.0020 nats/word at step 200 (200,000 tokens)" in str(summary)
+    assert "at step 300" in str(summary)
+
+    _write_history(tmp_path / "rising", [0.01, 0.02, 0.03, 0.029, 0.0295])
+    summary = summarize_run(load_history(tmp_path / "rising"))
+    assert not summary.ppp_peaked
+    assert "no PPP peak" in str(summary) and "transition: none detected" in str(summary)
+
+
+def test_report_command_writes_png_and_html(tmp_path, capsys):
+    _write_history(tmp_path / "run", [0.01, 0.02, 0.03, 0.02, 0.015], transition_at=300)
+    assert cli_main(["report", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "peak:" in out and "report.png" in out
+    png = (tmp_path / "run" / "report.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    assert (
+        "phase transition in heads/induction_max" in (tmp_path / "run" / "report.html").read_text()
+    )
+
+
+def test_report_of_a_folder_without_history_says_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no phasewatch_history\.jsonl"):
+        write_report(tmp_path)
