@@ -1,0 +1,384 @@
+"""Word surprisal (bits) of a causal language model over a reading-time corpus.
+
+Surprisal of word ``w_i`` in its story: ``s(w_i) = −log2 P(tokens of w_i | BOS, w_1 … w_{i−1})``
+= the sum of its subword tokens' surprisals (chain rule). Each story is one text, its words joined
+by single spaces, with the model's BOS token in front; the space before a word and the punctuation
+attached to it belong to that word (see :mod:`phasewatch.measures.tokenization`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from phasewatch.corpora.schema import ReadingTimeCorpus
+from phasewatch.measures.tokenization import (
+    TokenizedText,
+    tokenize_words,
+    whitespace_initial_mask,
+)
+
+LN2 = math.log(2.0)
+_WORD_COLUMNS = ("story", "position", "word")
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Model input ``seq[start:end]`` of one story; scores the targets ``first_target … end−1``."""
+
+    story: int
+    start: int
+    end: int
+    first_target: int
+
+
+def word_surprisal(
+    model: Any,
+    tokenizer: Any,
+    corpus: ReadingTimeCorpus | pd.DataFrame,
+    *,
+    bos_token_id: int | None = None,
+    context_length: int | None = None,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    whitespace_correction: bool = False,
+    boundary_token_ids: Any = None,
+    return_token_counts: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Surprisal in bits of every corpus word under a causal language model.
+
+    As input:
+        model: a Hugging Face causal LM (output with ``.logits``) or any callable mapping a
+            LongTensor ``[B, T]`` of token ids to logits ``[B, T, V]`` (a tensor, an object with
+            ``.logits``, or a tuple whose first element is the logits).
+        tokenizer: a Hugging Face fast tokenizer, a ``tokenizers.Tokenizer``, or
+            :class:`~phasewatch.measures.tokenization.ByteTokenizer`; it must give character
+            offsets.
+        corpus: a :class:`ReadingTimeCorpus` or a DataFrame with ``story``, ``position``, ``word``.
+        bos_token_id: id put in front of every story; default ``tokenizer.bos_token_id``, else
+            ``tokenizer.eos_token_id``.
+        context_length: most tokens per forward pass; default ``model.config.n_positions`` /
+            ``max_position_embeddings`` / ``model.max_length``. Longer stories are scored with a
+            sliding window of this length and stride ``W // 2``: the first window scores all its
+            tokens, each later window only its last (up to) ``W // 2`` tokens, so every token is
+            scored exactly once with at least ``W − W // 2`` tokens of left context. Windows after
+            the first start with real context tokens, not BOS.
+        batch_size: windows per forward pass.
+        device: where the input ids go; default the device of the model's parameters, else
+            ``model.device``, else CPU (a plain function must then move the ids itself).
+        whitespace_correction: move the probability of the word boundary onto the word it ends
+            (Pimentel & Meister, 2024; Oh & Schuler, 2024):
+            ``s'(w_i) = s(w_i) − log2 P_B(after w_i) + log2 P_B(before w_i)``, where ``P_B`` at a
+            position is the total probability of the tokens that begin with whitespace, plus EOS.
+            The first word of a story follows BOS and has no ``before`` term, so per story
+            ``Σ_i s'(w_i) = Σ_i s(w_i) − log2 P_B(after the last word)``.
+        boundary_token_ids: ids counted in ``P_B``; default: every token whose text begins with
+            whitespace (found by decoding the vocabulary once), plus the EOS id.
+        return_token_counts: also return the number of subword tokens of each word.
+
+    As output:
+        ``float64`` array of surprisal in bits, one per corpus row in ``corpus.frame`` row order;
+        with ``return_token_counts=True`` a tuple ``(surprisal_bits, n_tokens)``, ``n_tokens`` int.
+        Per story, ``Σ_words surprisal`` equals the story's negative log-likelihood in bits.
+
+    The model runs under ``torch.no_grad()`` in eval mode; its previous train/eval mode is restored.
+    """
+    frame = _word_frame(corpus)
+    _check_positive_int("batch_size", batch_size)
+    if len(frame) == 0:
+        empty = np.zeros(0, dtype=np.float64)
+        return (empty, np.zeros(0, dtype=np.int64)) if return_token_counts else empty
+    bos = _resolve_bos(tokenizer, bos_token_id)
+    width = _resolve_context_length(model, context_length)
+    device = _resolve_device(model, device)
+
+    row_groups, stories = _tokenize_stories(frame, tokenizer)
+    windows = [w for i, st in enumerate(stories) for w in _plan_windows(i, len(st.ids) + 1, width)]
+    token_nll = [np.zeros(len(st.ids) + 2) for st in stories]  # indexed by target t = 1 … N
+    boundary_lp = [np.zeros(len(st.ids) + 2) for st in stories] if whitespace_correction else None
+
+    was_training = getattr(model, "training", None)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    try:
+        with torch.no_grad():
+            boundary_ids = None
+            for batch in _batches(windows, batch_size):
+                logits, offset = _batch_logits(model, batch, stories, bos, device)
+                if whitespace_correction and boundary_ids is None:
+                    boundary_ids = _boundary_ids(
+                        tokenizer, logits.shape[-1], boundary_token_ids, logits.device
+                    )
+                _score_batch(
+                    logits, offset, batch, stories, bos, token_nll, boundary_lp, boundary_ids
+                )
+    finally:
+        if isinstance(model, torch.nn.Module) and was_training is not None:
+            model.train(was_training)
+
+    surprisal_bits = np.zeros(len(frame), dtype=np.float64)
+    n_tokens = np.zeros(len(frame), dtype=np.int64)
+    for i, (rows, st) in enumerate(zip(row_groups, stories, strict=True)):
+        per_word = np.bincount(st.word_index, weights=token_nll[i][1:-1], minlength=st.n_words)
+        if whitespace_correction:
+            per_word = per_word + _boundary_shift(st, boundary_lp[i])
+        surprisal_bits[rows] = per_word / LN2
+        n_tokens[rows] = np.bincount(st.word_index, minlength=st.n_words)
+    if return_token_counts:
+        return surprisal_bits, n_tokens
+    return surprisal_bits
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def _word_frame(corpus: ReadingTimeCorpus | pd.DataFrame) -> pd.DataFrame:
+    frame = corpus.frame if isinstance(corpus, ReadingTimeCorpus) else corpus
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(
+            "`corpus` must be a ReadingTimeCorpus or a pandas DataFrame with columns "
+            f"{list(_WORD_COLUMNS)}, got {type(corpus).__name__}"
+        )
+    missing = [c for c in _WORD_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"`corpus` lacks the columns {missing}; word surprisal needs {list(_WORD_COLUMNS)} "
+            f"(story id, 1-based position, displayed word), got {list(frame.columns)}"
+        )
+    if frame.duplicated(["story", "position"]).any():
+        raise ValueError("`corpus` has repeated (story, position) pairs; each word needs its own")
+    return frame
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+
+
+def _resolve_bos(tokenizer: Any, bos_token_id: int | None) -> int:
+    for candidate in (
+        bos_token_id,
+        getattr(tokenizer, "bos_token_id", None),
+        getattr(tokenizer, "eos_token_id", None),
+    ):
+        if candidate is not None:
+            return int(candidate)
+    raise ValueError(
+        f"the tokenizer ({type(tokenizer).__name__}) has no bos_token_id or eos_token_id; pass "
+        "`bos_token_id=` (the id the model was trained to see at the start of a text)"
+    )
+
+
+def _resolve_context_length(model: Any, context_length: int | None) -> int:
+    limit = _model_context_limit(model)
+    if context_length is None:
+        context_length = limit
+    if context_length is None:
+        raise ValueError(
+            f"cannot tell the context length of {type(model).__name__} (no config.n_positions, "
+            "config.max_position_embeddings or max_length); pass `context_length=`"
+        )
+    if isinstance(context_length, bool) or not isinstance(context_length, int):
+        raise ValueError(f"`context_length` must be an int >= 2, got {context_length!r}")
+    if context_length < 2:
+        raise ValueError(f"`context_length` must be >= 2 (BOS and one token), got {context_length}")
+    if limit is not None and context_length > limit:
+        raise ValueError(
+            f"`context_length` is {context_length} but the model takes at most {limit} positions; "
+            f"pass a value <= {limit}"
+        )
+    return context_length
+
+
+def _model_context_limit(model: Any) -> int | None:
+    config = getattr(model, "config", None)
+    for attr in ("n_positions", "max_position_embeddings"):
+        if getattr(config, attr, None) is not None:
+            return int(getattr(config, attr))
+    if getattr(model, "max_length", None) is not None:
+        return int(model.max_length)
+    return None
+
+
+def _resolve_device(model: Any, device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if isinstance(model, torch.nn.Module):
+        for p in model.parameters():
+            return p.device
+    if isinstance(getattr(model, "device", None), torch.device):
+        return model.device
+    return torch.device("cpu")
+
+
+def _tokenize_stories(
+    frame: pd.DataFrame, tokenizer: Any
+) -> tuple[list[np.ndarray], list[TokenizedText]]:
+    """Per story (in order of first appearance): frame row numbers in position order, tokens."""
+    positions = frame["position"].to_numpy()
+    codes, _ = pd.factorize(frame["story"], sort=False)
+    order = np.lexsort((positions, codes))
+    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    words = frame["word"].astype(str).to_numpy()
+    return groups, [tokenize_words(tokenizer, list(words[rows])) for rows in groups]
+
+
+# --- windows and forward passes -------------------------------------------------------------------
+
+
+def _plan_windows(story: int, n_seq: int, width: int) -> list[_Window]:
+    """Windows over a sequence of ``n_seq`` ids (BOS + N tokens); targets 1 … N each scored once."""
+    if n_seq <= width:
+        return [_Window(story, 0, n_seq, 1)]
+    stride = width // 2
+    windows = [_Window(story, 0, width, 1)]
+    first = width
+    while first < n_seq:
+        end = min(first + stride, n_seq)
+        windows.append(_Window(story, end - width, end, first))
+        first = end
+    return windows
+
+
+def _batches(windows: list[_Window], batch_size: int):
+    """Batches of similar windows: longest first, and first windows apart from later ones."""
+    ordered = sorted(windows, key=lambda w: (w.start - w.end, w.first_target - w.start))
+    for i in range(0, len(ordered), batch_size):
+        yield ordered[i : i + batch_size]
+
+
+def _sequence(st: TokenizedText, bos: int) -> np.ndarray:
+    return np.concatenate([[bos], st.ids])
+
+
+def _batch_logits(
+    model: Any, batch: list[_Window], stories: list[TokenizedText], bos: int, device: torch.device
+) -> tuple[torch.Tensor, int]:
+    """Logits ``[B, T', V]`` (float32) for the batch, and the window position of their first row.
+
+    Hugging Face models that accept ``logits_to_keep`` compute logits only from the first position
+    any window in the batch scores (later windows score only their last W // 2 tokens).
+    """
+    width = max(w.end - w.start for w in batch)
+    ids = np.full((len(batch), width), bos, dtype=np.int64)  # right padding: causal, never seen
+    for row, w in enumerate(batch):
+        ids[row, : w.end - w.start] = _sequence(stories[w.story], bos)[w.start : w.end]
+    input_ids = torch.from_numpy(ids).to(device)
+    if _is_hf_model(model):
+        options: dict[str, Any] = {"use_cache": False}
+        keep = width - min(w.first_target - 1 - w.start for w in batch)
+        same_length = all(w.end - w.start == width for w in batch)
+        if same_length and keep < width and _accepts_logits_to_keep(model):
+            options["logits_to_keep"] = keep
+        out = model(input_ids=input_ids, **options)
+    else:
+        out = model(input_ids)
+    logits = _logits_of(out)
+    if logits.ndim != 3 or logits.shape[0] != len(batch) or not 0 < logits.shape[1] <= width:
+        raise ValueError(
+            f"the model must return logits [B, T, V] for input ids [B, T] = "
+            f"{list(input_ids.shape)}, got shape {list(logits.shape)}"
+        )
+    if int(input_ids.max()) >= logits.shape[-1]:
+        raise ValueError(
+            f"the tokenizer produced id {int(input_ids.max())} but the model's logits have only "
+            f"{logits.shape[-1]} entries; tokenizer and model do not match"
+        )
+    return logits.float(), width - logits.shape[1]
+
+
+def _accepts_logits_to_keep(model: Any) -> bool:
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_hf_model(model: Any) -> bool:
+    config = getattr(model, "config", None)
+    return isinstance(model, torch.nn.Module) and hasattr(config, "to_dict")
+
+
+def _logits_of(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    if hasattr(out, "logits"):
+        return out.logits
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    raise TypeError(
+        f"the model returned {type(out).__name__}; expected logits [B, T, V] as a tensor, an "
+        "object with `.logits`, or a tuple with the logits first"
+    )
+
+
+def _boundary_ids(
+    tokenizer: Any, vocab_size: int, boundary_token_ids: Any, device: torch.device
+) -> torch.Tensor:
+    if boundary_token_ids is not None:
+        ids = np.unique(np.asarray(boundary_token_ids, dtype=np.int64))
+    else:
+        mask = whitespace_initial_mask(tokenizer, vocab_size)
+        eos = getattr(tokenizer, "eos_token_id", None)
+        if eos is not None and 0 <= eos < vocab_size:
+            mask[eos] = True
+        ids = np.flatnonzero(mask)
+    if len(ids) == 0 or ids.min() < 0 or ids.max() >= vocab_size:
+        raise ValueError(
+            "whitespace correction needs boundary token ids within the model's vocabulary "
+            f"(0 … {vocab_size - 1}); got {len(ids)} ids. Pass `boundary_token_ids=`."
+        )
+    return torch.from_numpy(ids).to(device)
+
+
+def _score_batch(
+    logits: torch.Tensor,
+    offset: int,
+    batch: list[_Window],
+    stories: list[TokenizedText],
+    bos: int,
+    token_nll: list[np.ndarray],
+    boundary_lp: list[np.ndarray] | None,
+    boundary_ids: torch.Tensor | None,
+) -> None:
+    """Write −ln P(target) and ln P_B for each window's targets (and P_B after a story's end).
+
+    Row ``j`` of ``logits`` is window position ``q = offset + j``, which predicts the target at
+    sequence index ``w.start + q + 1``.
+    """
+    log_norm = torch.logsumexp(logits, dim=-1)  # [B, T']
+    nexts = np.zeros((len(batch), offset + logits.shape[1]), dtype=np.int64)
+    for row, w in enumerate(batch):
+        seq = _sequence(stories[w.story], bos)
+        nexts[row, : w.end - w.start - 1] = seq[w.start + 1 : w.end]
+    targets = torch.from_numpy(nexts[:, offset:]).to(logits.device).unsqueeze(-1)
+    nll = (log_norm - logits.gather(-1, targets).squeeze(-1)).cpu().double().numpy()
+    if boundary_ids is not None:
+        lp = torch.logsumexp(logits.index_select(-1, boundary_ids), dim=-1) - log_norm
+        lp = lp.cpu().double().numpy()
+    for row, w in enumerate(batch):
+        q0, q1 = w.first_target - 1 - w.start - offset, w.end - 1 - w.start - offset
+        token_nll[w.story][w.first_target : w.end] = nll[row, q0:q1]
+        if boundary_lp is not None:
+            n_seq = len(stories[w.story].ids) + 1
+            last = q1 + 1 if w.end == n_seq else q1  # the last window also gives P_B at the end
+            boundary_lp[w.story][w.first_target : w.first_target + last - q0] = lp[row, q0:last]
+
+
+def _boundary_shift(st: TokenizedText, boundary_lp: np.ndarray) -> np.ndarray:
+    """Whitespace correction per word in nats: −ln P_B(after w_i) + ln P_B(before w_i), i > 0.
+
+    ``boundary_lp[t]`` is ln P_B at the position that predicts target ``t`` (``t = N + 1``: after
+    the last token). The boundary before word ``i`` is at its first token; after it, at the first
+    token of word ``i + 1`` (the end of the text for the last word).
+    """
+    first = 1 + np.searchsorted(st.word_index, np.arange(st.n_words + 1), side="left")
+    before = boundary_lp[first[:-1]].copy()
+    before[0] = 0.0  # the first word follows BOS: no boundary event to divide out
+    return before - boundary_lp[first[1:]]
