@@ -1,0 +1,354 @@
+"""Syntactic attention heads: how often a head's attention points from a word to its syntactic head.
+
+Per head, the syntactic attention score (SAS; Chen et al., 2024, after Clark et al., 2019) is the
+fraction of gold dependency arcs (Universal Dependencies parses of the corpus, ``root`` excluded)
+for which the head's word-level attention picks out the gold head word; per relation, the best
+head's accuracy is the relation's UAS (Clark et al., 2019).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from phasewatch.measures.metrics import SyntacticAttentionScore
+from phasewatch.measures.tokenization import tokenize_words
+from phasewatch.models import ProbeModel, as_probe_model
+
+_AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class SyntacticResult:
+    """Syntactic attention scores of every head.
+
+    Attributes:
+        per_head: ``Tensor[L, H]``, SAS in ``[0, 1]``: fraction of scored arcs whose gold head word
+            the head picks out.
+        per_relation: relation → ``((layer, head), UAS)`` of the head best at that relation.
+        n_arcs: arcs scored (``root`` and other excluded relations left out).
+        n_skipped: arcs not scored because dependent and head fell in different windows, or a word
+            got no token.
+        arcs_per_relation: relation → number of scored arcs.
+    """
+
+    per_head: Tensor
+    per_relation: dict[str, tuple[tuple[int, int], float]]
+    n_arcs: int
+    n_skipped: int = 0
+    arcs_per_relation: dict[str, int] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        flat = int(self.per_head.flatten().nan_to_num(nan=-1.0).argmax())
+        layer, head = divmod(flat, self.per_head.shape[1])
+        best = float(self.per_head[layer, head])
+        return (
+            f"SyntacticResult(n_arcs={self.n_arcs}, n_skipped={self.n_skipped}, "
+            f"best SAS={best:.3f} at L{layer}H{head}, relations={len(self.per_relation)})"
+        )
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A slice of one story: token ids (prefix included), token → word map and arcs, all local."""
+
+    input_ids: list[int]
+    token_word: list[int]  # -1 for prefix tokens
+    n_words: int
+    dependents: list[int]
+    heads: list[int]
+    relations: list[int]
+
+
+def syntactic_scores(
+    model: Any,
+    tokenizer: Any,
+    corpus: Any,
+    dependencies: pd.DataFrame | None = None,
+    *,
+    max_stories: int | None = None,
+    max_tokens: int | None = None,
+    batch_size: int = 4,
+    bos_token_id: int | str | None = _AUTO,
+    exclude_relations: Iterable[str] = ("root",),
+) -> SyntacticResult:
+    """Per-head syntactic attention score (SAS) and per-relation best-head UAS.
+
+    Word-level attention: from query word ``q`` to key word ``k`` it is the attention summed over
+    ``k``'s subword tokens and averaged over ``q``'s subword tokens. With causal attention a
+    dependent ``d`` can only look left, so for an arc ``d → h``:
+
+    - ``h < d``: predicted head = ``argmax_{k < d} A[d, k]`` (outgoing attention);
+    - ``h > d``: predicted head = ``argmax_{q > d} A[q, d]`` (incoming attention: the word that
+      attends most to the dependent).
+
+    The dependent itself is never a candidate (multi-token words attend to themselves a lot). Per
+    head, ``SAS = (1/N) sum_arcs [prediction == h]``; per relation, the best head's accuracy (UAS).
+    Computed on the calling process alone (no DDP sync).
+
+    Tokenization: each story's text is its words joined by single spaces, tokens are assigned to
+    words as for surprisal (:mod:`phasewatch.measures.tokenization`: the space before a word
+    belongs to it; split bytes of a character join their word). Windows: each
+    story is cut into windows of at most ``max_tokens`` tokens (BOS included) at boundaries no arc
+    crosses (sentences), packed greedily; a sentence longer than a window is split at word
+    boundaries and its crossing arcs are skipped (``n_skipped``).
+
+    Args:
+        model: anything :func:`phasewatch.models.as_probe_model` accepts (causal attention).
+        tokenizer: a transformers fast tokenizer, a ``tokenizers.Tokenizer``, or any tokenizer
+            :func:`phasewatch.measures.tokenization.encode_with_offsets` accepts.
+        corpus: a ``ReadingTimeCorpus`` (or a frame with ``story``, ``position``, ``word``).
+        dependencies: frame with ``story``, ``position``, ``head_position`` (0 = root),
+            ``relation``; default: ``phasewatch.corpora.naturalstories.load_dependencies()``.
+        max_stories: use only the first stories of the corpus.
+        max_tokens: window length in tokens (default: the model's max_length).
+        batch_size: windows per forward pass. Memory: ``L·H·T²·4`` bytes of attention per window.
+        bos_token_id: token put before every window; ``"auto"`` uses the tokenizer's
+            ``bos_token_id`` if it has one, ``None`` puts nothing.
+        exclude_relations: relations not scored.
+
+    Returns:
+        :class:`SyntacticResult`.
+
+    References: Clark, Khandelwal, Levy & Manning (2019), "What does BERT look at?"; Chen,
+    Schwartz-Ziv, Cho, Leavitt & Saphra (2024), "Sudden drops in the loss: syntax acquisition,
+    phase transitions, and simplicity bias in MLMs"; Aoyama & Wilcox (2025).
+    """
+    probe = as_probe_model(model)
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    frame = getattr(corpus, "frame", corpus)
+    if dependencies is None:
+        from phasewatch.corpora.naturalstories import load_dependencies
+
+        dependencies = load_dependencies()
+    stories = list(dict.fromkeys(frame["story"].tolist()))
+    if max_stories is not None:
+        stories = stories[:max_stories]
+    arcs = _scored_arcs(dependencies, stories, set(exclude_relations))
+    if arcs.empty:
+        raise ValueError(
+            f"`dependencies` has no arc to score for the corpus stories {stories[:5]}: check that "
+            "its `story` ids match the corpus's and that `exclude_relations` leaves some"
+        )
+    relations = sorted(arcs["relation"].unique().tolist())
+    relation_index = {r: i for i, r in enumerate(relations)}
+    bos = _bos_token_id(tokenizer, bos_token_id)
+    prefix = [] if bos is None else [bos]
+    budget = _window_budget(probe, max_tokens, len(prefix))
+
+    windows: list[_Window] = []
+    n_skipped = 0
+    story_frames = dict(tuple(frame.groupby("story", sort=False)))
+    story_arcs = dict(tuple(arcs.groupby("story", sort=False)))
+    for story in stories:
+        rows = story_frames[story].sort_values("position")
+        empty = arcs.iloc[:0]
+        story_windows, skipped = _story_windows(
+            rows, story_arcs.get(story, empty), tokenizer, prefix, budget, relation_index
+        )
+        windows.extend(w for w in story_windows if w.dependents)
+        n_skipped += skipped
+
+    # Computed locally (no sync on compute): callers may run it on one rank only.
+    metric = SyntacticAttentionScore(
+        probe.num_layers, probe.num_heads, max(len(relations), 1), sync_on_compute=False
+    )
+    with probe.probing():
+        for start in range(0, len(windows), batch_size):
+            _score_batch(probe, windows[start : start + batch_size], metric)
+    if float(metric.relation_arcs.sum()) == 0:
+        raise ValueError(
+            f"none of the {len(arcs)} arcs could be scored ({n_skipped} cross a window or a "
+            "word without tokens): raise `max_tokens`"
+        )
+    values = metric.compute()
+    per_relation, counts = {}, {}
+    for i, relation in enumerate(relations):
+        n = int(values["arcs_per_relation"][i])
+        if n == 0:
+            continue
+        scores = values["per_relation"][i]
+        layer, head = divmod(int(scores.flatten().argmax()), probe.num_heads)
+        per_relation[relation] = ((layer, head), float(scores[layer, head]))
+        counts[relation] = n
+    return SyntacticResult(
+        per_head=values["per_head"].float().cpu(),
+        per_relation=per_relation,
+        n_arcs=int(values["arcs_per_relation"].sum()),
+        n_skipped=n_skipped,
+        arcs_per_relation=counts,
+    )
+
+
+def _scored_arcs(dependencies: pd.DataFrame, stories: Sequence, excluded: set) -> pd.DataFrame:
+    needed = ("story", "position", "head_position", "relation")
+    missing = [c for c in needed if c not in dependencies.columns]
+    if missing:
+        raise ValueError(
+            f"`dependencies` lacks the columns {missing}; expected {list(needed)} "
+            "(see phasewatch.corpora.naturalstories.load_dependencies)"
+        )
+    keep = (
+        dependencies["story"].isin(stories)
+        & (dependencies["head_position"] != 0)
+        & ~dependencies["relation"].isin(excluded)
+    )
+    return dependencies.loc[keep, list(needed)]
+
+
+def _bos_token_id(tokenizer: Any, bos_token_id: int | str | None) -> int | None:
+    if bos_token_id == _AUTO:
+        found = getattr(tokenizer, "bos_token_id", None)
+        return None if found is None else int(found)
+    if bos_token_id is not None and not isinstance(bos_token_id, int):
+        raise ValueError(f"`bos_token_id` must be an int, None or 'auto', got {bos_token_id!r}")
+    return bos_token_id
+
+
+def _window_budget(probe: ProbeModel, max_tokens: int | None, prefix: int) -> int:
+    length = max_tokens if max_tokens is not None else probe.max_length
+    if length is None:
+        raise ValueError(
+            f"{type(probe.module).__name__} does not report a max_length; pass `max_tokens=`"
+        )
+    if probe.max_length is not None and length > probe.max_length:
+        raise ValueError(f"`max_tokens`={length} exceeds the model's max_length={probe.max_length}")
+    if length - prefix < 2:
+        raise ValueError(f"`max_tokens` must leave room for two words, got {length}")
+    return length - prefix
+
+
+def _segments(n_words: int, dependents: list[int], heads: list[int]) -> list[tuple[int, int]]:
+    """Shortest word ranges ``[start, end)`` that no arc crosses (sentences)."""
+    reach = list(range(n_words))
+    for d, h in zip(dependents, heads, strict=True):
+        low, high = min(d, h), max(d, h)
+        reach[low] = max(reach[low], high)
+    segments, start, furthest = [], 0, -1
+    for k in range(n_words):
+        furthest = max(furthest, reach[k])
+        if furthest == k:
+            segments.append((start, k + 1))
+            start = k + 1
+    return segments
+
+
+def _story_windows(
+    rows: pd.DataFrame,
+    arcs: pd.DataFrame,
+    tokenizer: Any,
+    prefix: list[int],
+    budget: int,
+    relation_index: dict[str, int],
+) -> tuple[list[_Window], int]:
+    words = [str(w) for w in rows["word"].tolist()]
+    index_of = {int(p): i for i, p in enumerate(rows["position"].tolist())}
+    tokenized = tokenize_words(tokenizer, words)
+    ids, token_word = tokenized.ids.tolist(), tokenized.word_index.tolist()
+    first_token, last_token = {}, {}
+    for t, w in enumerate(token_word):
+        first_token.setdefault(w, t)
+        last_token[w] = t
+
+    dependents, heads, relations, skipped = [], [], [], 0
+    for d, h, r in zip(arcs["position"], arcs["head_position"], arcs["relation"], strict=True):
+        d, h = index_of.get(int(d)), index_of.get(int(h))
+        if d is None or h is None or d not in first_token or h not in first_token:
+            skipped += 1
+            continue
+        dependents.append(d)
+        heads.append(h)
+        relations.append(relation_index[r])
+
+    ranges = _pack(_segments(len(words), dependents, heads), first_token, last_token, budget)
+    windows = []
+    for start, end in ranges:
+        inside = [
+            i
+            for i, (d, h) in enumerate(zip(dependents, heads, strict=True))
+            if start <= d < end and start <= h < end
+        ]
+        t0 = min(first_token[w] for w in range(start, end) if w in first_token)
+        t1 = max(last_token[w] for w in range(start, end) if w in last_token) + 1
+        windows.append(
+            _Window(
+                input_ids=prefix + ids[t0:t1],
+                token_word=[-1] * len(prefix) + [w - start for w in token_word[t0:t1]],
+                n_words=end - start,
+                dependents=[dependents[i] - start for i in inside],
+                heads=[heads[i] - start for i in inside],
+                relations=[relations[i] for i in inside],
+            )
+        )
+    scored = sum(len(w.dependents) for w in windows)
+    return windows, skipped + len(dependents) - scored
+
+
+def _pack(
+    segments: list[tuple[int, int]], first_token: dict, last_token: dict, budget: int
+) -> list[tuple[int, int]]:
+    """Greedy windows of whole segments with at most ``budget`` tokens; long segments are split."""
+
+    def n_tokens(start: int, end: int) -> int:
+        present = [w for w in range(start, end) if w in first_token]
+        return 0 if not present else last_token[present[-1]] - first_token[present[0]] + 1
+
+    pieces = []
+    for start, end in segments:
+        if n_tokens(start, end) <= budget:
+            pieces.append((start, end))
+            continue
+        piece_start = start
+        for w in range(start, end):
+            if w > piece_start and n_tokens(piece_start, w + 1) > budget:
+                pieces.append((piece_start, w))
+                piece_start = w
+        pieces.append((piece_start, end))
+    windows: list[tuple[int, int]] = []
+    for start, end in pieces:
+        if windows and n_tokens(windows[-1][0], end) <= budget:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, end))
+    return [(s, e) for s, e in windows if n_tokens(s, e) > 0]
+
+
+def word_attention(attention: Tensor, token_word: Tensor, n_words: int) -> Tensor:
+    """Word-level attention ``[L, H, W, W]`` from token-level ``[L, H, T, T]``.
+
+    Key words sum their tokens' attention, query words average over their tokens; tokens with
+    ``token_word == -1`` (BOS) are left out.
+    """
+    token_word = token_word.to(attention.device)
+    words = torch.arange(n_words, device=attention.device)
+    membership = (token_word[None, :] == words[:, None]).to(attention.dtype)  # [W, T]
+    query_mean = membership / membership.sum(dim=1, keepdim=True).clamp(min=1)
+    layers = [query_mean @ layer @ membership.T for layer in attention]  # [H, W, W] each
+    return torch.stack(layers)
+
+
+def _score_batch(probe: ProbeModel, batch: list[_Window], metric: SyntacticAttentionScore) -> None:
+    # Right padding: with causal attention no real token sees the padding, so no mask is needed.
+    longest = max(len(w.input_ids) for w in batch)
+    input_ids = torch.zeros(len(batch), longest, dtype=torch.long)
+    for i, window in enumerate(batch):
+        input_ids[i, : len(window.input_ids)] = torch.tensor(window.input_ids)
+    _, attentions = probe.forward(input_ids, attention=True, logits=False)
+    for i, window in enumerate(batch):
+        if not window.dependents:
+            continue
+        tokens = len(window.input_ids)
+        attention = torch.stack([a[i, :, :tokens, :tokens].float() for a in attentions])
+        words = word_attention(attention, torch.tensor(window.token_word), window.n_words)
+        metric.update(
+            words,
+            torch.tensor(window.dependents),
+            torch.tensor(window.heads),
+            torch.tensor(window.relations),
+        )
