@@ -71,6 +71,17 @@ def test_drop_with_detrend_ignores_a_steady_decay_but_sees_a_cliff():
     assert events[0].change == pytest.approx(-1.5, abs=0.1)
 
 
+def test_start_step_skips_an_initial_descent_but_not_a_later_cliff():
+    initial = [9.0, 8.9, 8.7, 8.4, 7.9, 7.0, 6.0, 5.6, 5.5, 5.45, 5.42, 5.4, 5.38, 5.36]
+    cliff = [4.0, 3.9, 3.85, 3.8]
+    values = initial + cliff
+    steps = list(range(0, 10 * len(values), 10))
+    params = {"direction": "drop", "detrend": True, "min_change": 0.25, "window": 5}
+    assert [e.step for e in detect_transitions(steps, values, **params)] == [50, 140]
+    late = detect_transitions(steps, values, start_step=100, **params)
+    assert [e.step for e in late] == [140]
+
+
 def test_a_second_separate_transition_is_reported_again():
     values = [0.0] * 8 + [0.4] * 8 + [0.9] * 8
     events = detect_transitions(range(len(values)), values)
@@ -120,6 +131,7 @@ def test_event_round_trips_through_dict_and_reads_well():
         ({"window": 1}, "`window` must be >= 2"),
         ({"confirm": 0}, "`confirm` must be >= 1"),
         ({"hysteresis": 2}, r"`hysteresis` must be in \[0, 1\]"),
+        ({"start_step": -1}, "`start_step` must be >= 0"),
     ],
 )
 def test_detector_validates_its_arguments(kwargs, match):

@@ -23,7 +23,13 @@ log = logging.getLogger("phasewatch")
 #: Default watched series: the max induction score (rise) and the training loss (drop, detrended).
 DEFAULT_WATCH: dict[str, dict[str, Any]] = {
     "heads/induction_max": {"direction": "rise", "min_change": 0.1},
-    "loss": {"direction": "drop", "min_change": 0.25, "detrend": True, "window": 5},
+    "loss": {
+        "direction": "drop",
+        "min_change": 0.25,
+        "detrend": True,
+        "window": 5,
+        "start_step": 300,
+    },
 }
 #: The pseudo-key of the training loss (nats/token), smoothed, read from ``training_step``'s output.
 LOSS_KEY = "loss"
@@ -54,7 +60,9 @@ class TransitionMonitor(MeasurementListener, Callback):
 
     Args:
         watch: metric key → detector arguments (``direction``, ``min_change``, ``noise_factor``,
-            ``window``, ``confirm``, ``hysteresis``, ``detrend``). Default :data:`DEFAULT_WATCH`.
+            ``window``, ``confirm``, ``hysteresis``, ``detrend``, ``start_step``). Default
+            :data:`DEFAULT_WATCH`: the induction score, and the loss from step 300 on (its initial
+            descent from ln(vocabulary size) is not a transition).
         checkpoint: save a checkpoint when a transition is confirmed.
         stop: stop training once a transition is confirmed.
         dirpath: where checkpoints go (default: the logger's directory).

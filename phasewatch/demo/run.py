@@ -15,11 +15,6 @@ import torch
 
 from phasewatch.report import write_report
 
-DEMO_WATCH = {
-    "heads/induction_max": {"direction": "rise", "min_change": 0.1},
-    "loss": {"direction": "drop", "min_change": 0.25, "detrend": True, "window": 5},
-}
-
 
 def _default_data_dir() -> None:
     """``PHASEWATCH_DATA`` defaults to ``../shared/corpora`` when that folder exists."""
@@ -56,7 +51,7 @@ def main(out_dir: str | os.PathLike = "runs/demo", minutes: float | None = None)
     callbacks = [
         PPPMonitor(**schedule),
         AttentionMonitor(**schedule),
-        TransitionMonitor(DEMO_WATCH, checkpoint=True, **schedule),
+        TransitionMonitor(checkpoint=True, **schedule),
         PeakMonitor("ppp/delta_ll", patience=5, dirpath=str(out)),
     ]
     logger = TensorBoardLogger(str(out.parent), name=out.name, version="", default_hp_metric=False)

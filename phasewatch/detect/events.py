@@ -47,8 +47,9 @@ class TransitionEvent:
             heads = "; heads " + ", ".join(f"L{layer}H{head}" for layer, head in self.heads)
         return (
             f"phase transition in {self.metric} at step {self.step}{tokens}: "
-            f"{self.before:.4g} -> {self.after:.4g} ({self.direction} of {abs(self.change):.4g}, "
-            f"threshold {self.threshold:.4g}){heads}"
+            f"{self.before:.4g} -> {self.after:.4g} (mean {self.direction} of "
+            f"{abs(self.change):.4g} over the confirming evaluations; entry threshold "
+            f"{self.threshold:.4g}){heads}"
         )
 
 

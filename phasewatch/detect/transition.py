@@ -45,6 +45,8 @@ class TransitionDetector:
         hysteresis: fraction of the threshold that confirming evaluations must keep (default 0.5).
         detrend: predict from the window's local trend instead of its level (for series that drift,
             such as a falling loss). Default False.
+        start_step: evaluations before this step only fill the baseline; no candidate opens
+            (default 0). Use it to skip a loss's initial descent from ln(vocabulary size).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class TransitionDetector:
         confirm: int = 2,
         hysteresis: float = 0.5,
         detrend: bool = False,
+        start_step: int = 0,
     ) -> None:
         if direction not in _DIRECTIONS:
             raise ValueError(f"`direction` can be {' or '.join(_DIRECTIONS)}, got {direction!r}")
@@ -69,6 +72,8 @@ class TransitionDetector:
             raise ValueError(f"`window` must be >= 2 evaluations, got {window}")
         if confirm < 1:
             raise ValueError(f"`confirm` must be >= 1 evaluation, got {confirm}")
+        if start_step < 0:
+            raise ValueError(f"`start_step` must be >= 0, got {start_step}")
         if not 0 <= hysteresis <= 1:
             raise ValueError(f"`hysteresis` must be in [0, 1], got {hysteresis}")
         self.metric = metric
@@ -79,6 +84,7 @@ class TransitionDetector:
         self.confirm = int(confirm)
         self.hysteresis = float(hysteresis)
         self.detrend = bool(detrend)
+        self.start_step = int(start_step)
         self.reset()
 
     def reset(self) -> None:
@@ -117,7 +123,7 @@ class TransitionDetector:
             return None
         if self._candidate is not None:
             return self._continue_candidate(step, value)
-        if len(self._baseline) >= self.window:
+        if len(self._baseline) >= self.window and step >= self.start_step:
             predicted, sigma = self._predict()
             threshold = max(self.min_change, self.noise_factor * sigma)
             if self._sign * (value - predicted) >= threshold:

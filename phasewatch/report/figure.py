@@ -21,7 +21,17 @@ def report_figure(history: RunHistory, title: str = "phasewatch run report") -> 
     """Curves on one token axis (transition: red dashed, PPP peak: green) and heatmaps below."""
     summary = summarize_run(history)
     fig = Figure(figsize=(11, 11))
-    grid = fig.add_gridspec(5, 4, height_ratios=[1.2, 1.0, 0.8, 0.9, 0.9], hspace=0.6)
+    grid = fig.add_gridspec(
+        5,
+        4,
+        height_ratios=[1.2, 1.0, 0.8, 0.9, 0.9],
+        hspace=0.75,
+        wspace=0.55,
+        left=0.09,
+        right=0.97,
+        top=0.95,
+        bottom=0.05,
+    )
     ax_ppp = fig.add_subplot(grid[0, :])
     ax_heads = fig.add_subplot(grid[1, :], sharex=ax_ppp)
     ax_loss = fig.add_subplot(grid[2, :], sharex=ax_ppp)
@@ -68,6 +78,11 @@ def report_figure(history: RunHistory, title: str = "phasewatch run report") -> 
         marks.append("no PPP peak")
     ax_ppp.set_title(f"{title}  ({'; '.join(marks) or 'no transition detected'})", fontsize=10)
 
+    positive = [t for f in history.series.values() for t in f["tokens"] if t > 0]
+    if positive and max(positive) / min(positive) > 100:  # dense early evaluations: log axis
+        ax_loss.set_xscale("symlog", linthresh=min(positive))
+        ax_loss.set_xlim(left=0)
+        ax_loss.set_xlabel("tokens seen (log scale above the first evaluation)")
     _heatmap_rows(fig, grid, history, summary)
     return fig
 

@@ -24,7 +24,8 @@ def head_heatmaps(per_head: Mapping[str, object], title: str = "", *, axes=None)
     Returns a matplotlib ``Figure`` (no pyplot state: nothing to close).
     """
     names = [k for k in per_head if per_head[k] is not None]
-    if axes is None:
+    own_figure = axes is None
+    if own_figure:
         fig = Figure(figsize=(2.6 * len(names) + 0.6, 2.6))
         axes = fig.subplots(1, len(names), squeeze=False)[0]
     else:
@@ -48,7 +49,8 @@ def head_heatmaps(per_head: Mapping[str, object], title: str = "", *, axes=None)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    if own_figure:
+        fig.tight_layout()
     return fig
 
 

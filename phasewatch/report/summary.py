@@ -30,8 +30,10 @@ class PPPPoint:
 class RunSummary:
     """Transitions and the PPP curve's landmarks.
 
-    ``ppp_peaked`` is True only when the highest PPP came before the last evaluation and the final
-    PPP lies more than one SE (of the peak value) below it; otherwise the run shows no PPP peak.
+    ``ppp_peaked`` is True only when PPP rose to its highest value (not at the first evaluation),
+    that value came before the last evaluation, and the final PPP lies more than one SE (of the
+    peak value) below it: a rise, then a fall. Otherwise the run shows no PPP peak, and
+    :meth:`lines` says which part is missing.
     """
 
     transitions: tuple[TransitionEvent, ...]
@@ -62,6 +64,12 @@ class RunSummary:
         out.append(f"  first: {self.ppp_first}")
         if self.ppp_peaked:
             out.append(f"  peak:  {self.ppp_max}")
+        elif self.ppp_max.step == self.ppp_first.step:
+            out.append(
+                f"  no PPP peak: the highest value is the first one, {self.ppp_max}; PPP never "
+                "rose above its value at the first evaluation (at random init, surprisal tracks "
+                "subword tokens per word; see docs/ppp.md on control_tokens)"
+            )
         else:
             out.append(
                 f"  no PPP peak: the highest value, {self.ppp_max}, is not followed by a decline "
@@ -98,5 +106,5 @@ def summarize_run(
 
     best = int(ppp["value"].to_numpy().argmax())
     first, top, final = point(0), point(best), point(len(ppp) - 1)
-    peaked = best < len(ppp) - 1 and final.delta_ll < top.delta_ll - top.se
+    peaked = 0 < best < len(ppp) - 1 and final.delta_ll < top.delta_ll - top.se
     return RunSummary(events, top, final, first, bool(peaked), len(ppp), config)
