@@ -49,7 +49,7 @@ def interleaved_medians(fns: dict, repeats: int, device: torch.device) -> dict[s
     return times
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
 
     torch.manual_seed(0)
@@ -126,6 +126,13 @@ def main() -> None:
     print(f"attention probabilities held: {attention_bytes / 2**20:.1f} MiB (L·B·H·T²·4 bytes)")
     if device.type == "cuda":
         print(f"measured peak extra CUDA memory: {peak / 2**20:.1f} MiB")
+    return {
+        "bare_ms": t_bare * 1e3,
+        "ms": {name: statistics.median(times[name]) * 1e3 for name in labels},
+        "ratio": ratio,
+        "attention_mib": attention_bytes / 2**20,
+        "repeats": args.repeats,
+    }
 
 
 if __name__ == "__main__":

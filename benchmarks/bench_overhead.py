@@ -1,0 +1,239 @@
+"""Training throughput with all four phasewatch callbacks at their defaults vs without callbacks.
+
+Usage: ``.venv/bin/python benchmarks/bench_overhead.py [--steps 500 --repeats 2 --threads 1]``
+
+The demo's model and batches (GPT-2, 2 layers × 4 heads × 64 dims, vocab 512, batches of 32 × 100
+tokens, AdamW, gradient clipping 1.0) train for ``--steps`` optimizer steps on Natural Stories text,
+once without callbacks (A) and once with ``PPPMonitor()``, ``AttentionMonitor()``,
+``TransitionMonitor()`` and ``PeakMonitor()`` at their defaults (B), in turn A, B, A, B, ... in one
+process, each run from the same initial weights on the same batches. Both have a TensorBoard logger
+(so B draws its heatmaps and PeakMonitor writes its checkpoints, as in real use); no validation.
+
+The default schedule measures at steps 0, 1, 2, 3, 4, 6, 7, 8, 10, 13, ... 317, 399, then every 100
+steps, so the throughput ratio depends on how many steps are counted: it is printed over steps
+0–100, 0–500 and 0–``steps``. Each callback's hooks are timed (time spent inside other timed hooks
+subtracted), which gives the cost of one measurement once the log grid has thinned out (measured
+steps >= 100), and its share of training time at ``every_n_steps=100``:
+``cost / (cost + 100 × step time)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+
+import _common
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader
+
+from phasewatch.callbacks import AttentionMonitor, PeakMonitor, PPPMonitor, TransitionMonitor
+from phasewatch.callbacks.schedule import MeasureSchedule
+
+#: The hooks in which the four callbacks do their work.
+TIMED_HOOKS = ("on_train_start", "on_train_batch_end", "on_measurement")
+#: Measured steps from which the log grid is sparse enough to count as steady state.
+STEADY_FROM = 100
+#: Label of AttentionMonitor's after-measurement work (heatmap figure to TensorBoard, history).
+FIGURES = "AttentionMonitor heatmaps"
+
+
+class StepClock(Callback):
+    """Wall-clock marks: train start, each batch start, train end (first in the callback list)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.marks: list[float] = []
+        self.start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.marks.append(time.perf_counter())
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.end = time.perf_counter()
+
+    def until_step(self, step: int) -> float:
+        """Seconds from train start until step ``step`` and its measurements are done."""
+        return (self.marks[step] if step < len(self.marks) else self.end) - self.start
+
+    def step_seconds(self) -> list[float]:
+        """Duration of each training step (batch start to next batch start / train end)."""
+        ends = [*self.marks[1:], self.end]
+        return [b - a for a, b in zip(self.marks, ends, strict=True)]
+
+
+class HookTimer:
+    """Exclusive seconds per callback and global step, from wrapping the callbacks' hooks."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._nested: list[float] = []
+
+    def wrap(self, callback: Callback) -> None:
+        name = type(callback).__name__
+        for hook in TIMED_HOOKS:
+            original = getattr(callback, hook, None)
+            if original is not None:
+                setattr(callback, hook, self._timed(name, original))
+        if isinstance(callback, AttentionMonitor):  # its heatmap figure, timed on its own
+            callback.after_measurement = self._timed(FIGURES, callback.after_measurement)
+
+    def names(self) -> list[str]:
+        return sorted({name for per_step in self.seconds.values() for name in per_step})
+
+    def _timed(self, name: str, original):
+        def timed(trainer, *args, **kwargs):
+            self._nested.append(0.0)
+            start = time.perf_counter()
+            try:
+                return original(trainer, *args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                inner = self._nested.pop()
+                if self._nested:
+                    self._nested[-1] += elapsed
+                self.seconds[trainer.global_step][name] += elapsed - inner
+
+        return timed
+
+    def total(self, step: int) -> float:
+        return sum(self.seconds.get(step, {}).values())
+
+
+def train_once(sequences, tokenizer, steps, *, monitored: bool, root: str):
+    """One training run; returns its StepClock and HookTimer (empty without callbacks)."""
+    config = _common.demo_config()
+    module = _common.tiny_gpt2(tokenizer)  # seeded: identical initial weights in every run
+    clock, timer = StepClock(), HookTimer()
+    callbacks: list[Callback] = [clock]
+    if monitored:
+        monitors = [PPPMonitor(), AttentionMonitor(), TransitionMonitor(), PeakMonitor()]
+        for monitor in monitors:
+            timer.wrap(monitor)
+        callbacks += monitors
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=steps,
+        gradient_clip_val=config.gradient_clip_val,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=TensorBoardLogger(root, name="monitored" if monitored else "bare"),
+        callbacks=callbacks,
+    )
+    loader = DataLoader(sequences, batch_size=config.batch_size, shuffle=False)
+    trainer.fit(module, loader)
+    return clock, timer
+
+
+def run(*, steps: int = 500, repeats: int = 2) -> dict:
+    """Run the comparison, print it, and return the numbers."""
+    config = _common.demo_config()
+    corpus = _common.natural_stories()
+    tokenizer = _common.bpe_tokenizer(corpus, config.vocab_size)
+    sequences = _common.training_sequences(
+        corpus, tokenizer, steps * config.batch_size, config.context_length
+    )
+    schedule = MeasureSchedule()
+    measured = [s for s in range(steps + 1) if schedule.due(s)]
+    prefixes = sorted({p for p in (100, 500) if p < steps} | {steps})
+
+    runs: dict[bool, list] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as root:
+        for _ in range(repeats):
+            for monitored in (False, True):
+                runs[monitored].append(
+                    train_once(sequences, tokenizer, steps, monitored=monitored, root=root)
+                )
+
+    ratios = {
+        p: [
+            bare.until_step(p) / mon.until_step(p)
+            for (bare, _), (mon, _) in zip(runs[False], runs[True], strict=True)
+        ]
+        for p in prefixes
+    }
+    step_s = statistics.median(s for clock, _ in runs[False] for s in clock.step_seconds())
+    unmeasured_cb = statistics.median(
+        timer.total(s) for _, timer in runs[True] for s in range(1, steps + 1) if s not in measured
+    )
+    first = statistics.median(timer.total(0) for _, timer in runs[True])
+    steady_from = STEADY_FROM if steps >= STEADY_FROM else 1  # short runs: all but the first
+    steady_steps = [s for s in measured if s >= steady_from]
+    steady = statistics.median(t.total(s) for _, t in runs[True] for s in steady_steps)
+    per_callback = {
+        name: statistics.median(
+            t.seconds[s].get(name, 0.0) for _, t in runs[True] for s in steady_steps
+        )
+        for name in runs[True][0][1].names()
+    }
+    every = schedule.every_n_steps
+    share = steady / (steady + every * step_s)
+
+    print(
+        f"GPT-2 {config.n_layer} layers × {config.n_head} heads × {config.n_embd} dims, vocab "
+        f"{config.vocab_size}, batches {config.batch_size} × {config.context_length} tokens; "
+        f"{steps} steps per run; {repeats} × (without, with) interleaved"
+    )
+    print(f"default schedule: {len(measured)} measurements in steps 0–{steps}: {measured}")
+    steps_per_s = {}
+    for p in prefixes:
+        n = sum(s <= p for s in measured)
+        bare = p / statistics.median(c.until_step(p) for c, _ in runs[False])
+        mon = p / statistics.median(c.until_step(p) for c, _ in runs[True])
+        steps_per_s[p] = (bare, mon)
+        print(
+            f"steps 0–{p:<4} ({n:2} measurements): without {bare:6.2f} steps/s, with "
+            f"{mon:6.2f} steps/s; ratio with/without {statistics.median(ratios[p]):.3f} "
+            f"(rounds {_common.spread(ratios[p])})"
+        )
+    print(f"training step without callbacks (median): {step_s * 1e3:.1f} ms")
+    print(f"callbacks at an unmeasured step (median): {unmeasured_cb * 1e6:.0f} µs")
+    print(f"first measurement, step 0 (loads corpus, parses, baselines): {first * 1e3:.0f} ms")
+    print(
+        f"one measurement at steps >= {steady_from} (median over {len(steady_steps)} steps × "
+        f"{repeats} runs): {steady * 1e3:.0f} ms = "
+        + ", ".join(f"{k} {v * 1e3:.0f}" for k, v in per_callback.items())
+        + " ms"
+    )
+    print(
+        f"steady state at every_n_steps={every}: measuring is {share:.1%} of training time "
+        f"(throughput ratio {1 - share:.3f})"
+    )
+    return {
+        "steps": steps,
+        "repeats": repeats,
+        "measurements": len(measured),
+        "ratio": {p: statistics.median(v) for p, v in ratios.items()},
+        "ratio_rounds": ratios,
+        "steps_per_s": steps_per_s,
+        "measured_in_prefix": {p: sum(s <= p for s in measured) for p in prefixes},
+        "step_ms": step_s * 1e3,
+        "unmeasured_step_callbacks_us": unmeasured_cb * 1e6,
+        "first_measurement_ms": first * 1e3,
+        "measurement_ms": steady * 1e3,
+        "measurement_ms_by_callback": {k: v * 1e3 for k, v in per_callback.items()},
+        "steady_share": share,
+        "every_n_steps": every,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch default")
+    args = parser.parse_args(argv)
+    _common.quiet()
+    _common.set_threads(args.threads)
+    print("\n".join(_common.machine_lines()))
+    return run(steps=args.steps, repeats=args.repeats)
+
+
+if __name__ == "__main__":
+    main()
