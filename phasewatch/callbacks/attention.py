@@ -40,6 +40,9 @@ class AttentionMonitor(PhasewatchMonitor):
         entropy_stories, entropy_tokens: the natural-text probe for entropy (needs a tokenizer).
         syntactic, syntactic_stories: the syntactic score (needs a tokenizer and the UD parses).
         per_head_scalars: also log one scalar per head and measure.
+        heatmap_every: draw the TensorBoard heatmap figure at every k-th measurement (default 4;
+            0 = never). A figure costs about 0.6 s on CPU (docs/performance.md); the per-head
+            values of every measurement go to the run's history regardless.
         corpus, data_dir: the corpus for the natural-text probes (default Natural Stories).
         model_attr, tokenizer, tokenizer_path, tokenizer_attr: where the model and tokenizer are.
         every_n_steps, log_spaced, per_decade, steps, on_validation, strict: see
@@ -59,6 +62,7 @@ class AttentionMonitor(PhasewatchMonitor):
         syntactic: bool = True,
         syntactic_stories: int = 2,
         per_head_scalars: bool = False,
+        heatmap_every: int = 4,
         corpus: str = "naturalstories",
         data_dir: str | None = None,
         model_attr: str | None = None,
@@ -96,6 +100,9 @@ class AttentionMonitor(PhasewatchMonitor):
         self.entropy_stories, self.entropy_tokens = int(entropy_stories), int(entropy_tokens)
         self.syntactic, self.syntactic_stories = bool(syntactic), int(syntactic_stories)
         self.per_head_scalars = bool(per_head_scalars)
+        if heatmap_every < 0:
+            raise ValueError(f"`heatmap_every` must be >= 0 (0 = never), got {heatmap_every}")
+        self.heatmap_every = int(heatmap_every)
         self.corpus_name, self.data_dir = corpus, data_dir
         self.model_attr = model_attr
         self._tokenizer, self.tokenizer_path, self.tokenizer_attr = (
@@ -170,6 +177,8 @@ class AttentionMonitor(PhasewatchMonitor):
                 "per_head": {k: v.tolist() for k, v in extras["heads"].items()},
             },
         )
-        if _logging.tensorboard(trainer) is not None:
+        measured = len(self.history.get(SCORE_KEYS["induction"], []))  # this one included
+        draw = self.heatmap_every and (measured - 1) % self.heatmap_every == 0
+        if draw and _logging.tensorboard(trainer) is not None:
             figure = head_heatmaps(extras["heads"], f"step {step} ({self.tokens_seen:,} tokens)")
             _logging.log_figure(trainer, "heads/heatmaps", figure, step)
