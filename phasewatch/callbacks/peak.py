@@ -129,7 +129,7 @@ class PeakMonitor(MeasurementListener, Callback):
     def _save(self, trainer: Trainer) -> None:
         directory = Path(self.dirpath) if self.dirpath else _logging.run_dir(trainer)
         path = directory / self.filename
-        trainer.save_checkpoint(str(path))
+        trainer.save_checkpoint(str(path), weights_only=False)
         self.peak_path = str(path)
 
     def _confirmed(self, trainer: Trainer, event: PeakEvent) -> None:

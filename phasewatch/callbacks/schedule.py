@@ -11,7 +11,8 @@ class MeasureSchedule:
 
     Transitions happen early in training, so the default is log-spaced: step 0 and the steps
     ``ceil(10 ** (k / per_decade))`` for k = 0, 1, ... until consecutive grid steps are
-    ``every_n_steps`` apart, then every ``every_n_steps`` steps.
+    ``every_n_steps`` apart, then the multiples of ``every_n_steps`` from at least half an interval
+    after the grid's last step.
 
     Args:
         every_n_steps: the regular interval once the log grid has thinned out, or the only one when
@@ -65,8 +66,8 @@ class MeasureSchedule:
             return step in self.steps
         if self.log_spaced and step <= self._grid_end:
             return step in self._grid
-        if self.log_spaced and step < self._grid_end + self.every_n_steps:
-            return False
+        if self.log_spaced and step < self._grid_end + self.every_n_steps // 2:
+            return False  # no multiple of N right after the grid's last step
         return step % self.every_n_steps == 0
 
     def __repr__(self) -> str:

@@ -209,7 +209,7 @@ class TransitionMonitor(MeasurementListener, Callback):
         if self.checkpoint:
             name = f"transition-{event.metric.replace('/', '_')}-step{event.confirmed_step}.ckpt"
             path = Path(self.dirpath) if self.dirpath else _logging.run_dir(trainer)
-            trainer.save_checkpoint(str(path / name))
+            trainer.save_checkpoint(str(path / name), weights_only=False)
             self.checkpoints.append(str(path / name))
         if self.stop:
             should_stop = trainer.strategy.reduce_boolean_decision(True, all=False)
