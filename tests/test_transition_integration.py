@@ -11,6 +11,8 @@ from lightning_helpers import TinyLM
 from torch.utils.data import DataLoader, IterableDataset
 
 from phasewatch.callbacks import AttentionMonitor, PhaseTransitionWarning, TransitionMonitor
+from phasewatch.callbacks.transition import DEFAULT_WATCH
+from phasewatch.detect import detect_transitions
 
 
 class TiledRandomSpans(IterableDataset):
@@ -59,3 +61,11 @@ def test_induction_transition_alert_fires_once_inside_the_jump(tmp_path):
     assert 300 <= event.step <= 850
     assert event.tokens == event.step * 32 * 100
     assert event.heads and all(layer == 1 for layer, _ in event.heads)  # induction needs layer 1
+    # Offline, the same detector over the whole history agrees with the online verdict.
+    steps, tokens, values = zip(*induction, strict=True)
+    offline = detect_transitions(
+        steps, values, tokens=tokens, metric="heads/induction_max", **DEFAULT_WATCH[event.metric]
+    )
+    assert [(e.step, e.confirmed_step, e.after) for e in offline] == [
+        (event.step, event.confirmed_step, event.after)
+    ]
