@@ -130,10 +130,10 @@ def analyze_checkpoints(
     detectors = {key: TransitionDetector(key, **params) for key, params in watch.items()}
     peak = PeakTracker("ppp/delta_ll")
     rows, records = [], []
+    if tokenizer is None and tokenizer_path is not None:
+        tokenizer = load_tokenizer(tokenizer_path)
     for step, tokens, path, model in loaded:
         tok = tokenizer
-        if tok is None and tokenizer_path is not None:
-            tok = load_tokenizer(tokenizer_path)
         if tok is None:
             tok = getattr(model, "tokenizer", None)
         if tok is None and path.is_dir() and (path / "tokenizer.json").exists():
