@@ -146,3 +146,14 @@ def test_report_command_writes_png_and_html(tmp_path, capsys):
 def test_report_of_a_folder_without_history_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no phasewatch_history\.jsonl"):
         write_report(tmp_path)
+
+
+def test_a_bare_tokenizer_json_gets_its_one_special_token_as_bos(tmp_path, ns_tokenizer):
+    from phasewatch.callbacks._resolve import load_tokenizer
+
+    ns_tokenizer.backend_tokenizer.save(str(tmp_path / "tokenizer.json"))
+    loaded = load_tokenizer(tmp_path / "tokenizer.json")
+    assert loaded.bos_token_id == loaded.eos_token_id == ns_tokenizer.bos_token_id
+    assert loaded("a test")["input_ids"] == ns_tokenizer("a test")["input_ids"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_tokenizer(tmp_path / "missing.json")
