@@ -28,6 +28,19 @@ def _default_data_dir() -> None:
                 return
 
 
+def _quiet_known_noise() -> None:
+    """The demo prints its own story; silence library chatter that says nothing about the run."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    from phasewatch.callbacks import PhaseTransitionWarning
+
+    hf_logging.set_verbosity_error()  # e.g. "we strongly recommend passing an attention_mask"
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", category=PhaseTransitionWarning)  # the log line says it
+
+
 def main(out_dir: str | os.PathLike = "runs/demo", minutes: float | None = None) -> int:
     """Train, report, summarize. ``minutes`` caps the training time (the run stops cleanly)."""
     import lightning as L
@@ -36,6 +49,7 @@ def main(out_dir: str | os.PathLike = "runs/demo", minutes: float | None = None)
     from phasewatch.callbacks import AttentionMonitor, PeakMonitor, PPPMonitor, TransitionMonitor
     from phasewatch.demo.config import DemoConfig
 
+    _quiet_known_noise()
     _default_data_dir()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     out = Path(out_dir)
