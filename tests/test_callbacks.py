@@ -197,4 +197,6 @@ def test_keys_reach_tensorboard_csv_and_lightning_builtins(tmp_path, ns_tokenize
         [ppp[0], ppp[4], ppp[8]]
     )
     assert "heads/heatmaps" in events.Tags()["images"]
+    # after fit, callback_metrics holds the latest measurement, not the step-0 one
+    assert trainer.callback_metrics["ppp/delta_ll"].item() == pytest.approx(ppp[8])
     assert (Path(tb.log_dir) / "phasewatch_history.jsonl").exists()

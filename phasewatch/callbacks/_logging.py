@@ -14,6 +14,19 @@ from lightning.pytorch.utilities import rank_zero_only
 from phasewatch.report.history import HISTORY_FILE
 
 
+def log_to_callback_metrics(pl_module, metrics: dict[str, float]) -> None:
+    """Put values into ``trainer.callback_metrics`` (for EarlyStopping / ModelCheckpoint).
+
+    Skipped inside ``on_train_start``: Lightning only allows epoch-level logging there, and that
+    epoch aggregate would overwrite newer step values in ``callback_metrics`` when the epoch ends.
+    The value reaches ``callback_metrics`` with the next measurement or validation instead.
+    """
+    if getattr(pl_module, "_current_fx_name", None) == "on_train_start":
+        return
+    for key, value in metrics.items():
+        pl_module.log(key, float(value), logger=False, batch_size=1)
+
+
 def log_scalars(trainer: Trainer, metrics: dict[str, float], step: int) -> None:
     """Send scalars to every logger at ``step`` (the Trainer's own cadence may skip that step)."""
     for logger in trainer.loggers:

@@ -126,8 +126,9 @@ class PhasewatchMonitor(Callback):
             return
         # Keep the latest values in callback_metrics at every validation, so that EarlyStopping
         # and ModelCheckpoint monitoring them never find the key missing.
-        for key, rows in self.history.items():
-            pl_module.log(key, rows[-1][2], logger=False, batch_size=1)
+        _logging.log_to_callback_metrics(
+            pl_module, {key: rows[-1][2] for key, rows in self.history.items()}
+        )
 
     # -- measurement -------------------------------------------------------------------------------
 
@@ -157,7 +158,7 @@ class PhasewatchMonitor(Callback):
         tokens = self.tokens_seen
         for key, value in scalars.items():
             self.history.setdefault(key, []).append([step, tokens, float(value)])
-            pl_module.log(key, float(value), logger=False, batch_size=1)
+        _logging.log_to_callback_metrics(pl_module, scalars)
         _logging.log_scalars(trainer, scalars, step)
         _logging.append_history(
             trainer, {"kind": "measurement", "step": step, "tokens": tokens, "values": scalars}

@@ -115,8 +115,7 @@ class PeakMonitor(MeasurementListener, Callback):
             f"{self.monitor}_peak": float(self.tracker.best),
             f"{self.monitor}_peak_step": float(self.tracker.best_step),
         }
-        for key, v in scalars.items():
-            pl_module.log(key, v, logger=False, batch_size=1)
+        _logging.log_to_callback_metrics(pl_module, scalars)
         _logging.log_scalars(trainer, scalars, step)
         for event in events:
             self.events.append(event)
