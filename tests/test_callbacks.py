@@ -200,3 +200,22 @@ def test_keys_reach_tensorboard_csv_and_lightning_builtins(tmp_path, ns_tokenize
     # after fit, callback_metrics holds the latest measurement, not the step-0 one
     assert trainer.callback_metrics["ppp/delta_ll"].item() == pytest.approx(ppp[8])
     assert (Path(tb.log_dir) / "phasewatch_history.jsonl").exists()
+
+
+def test_peak_and_transition_watch_a_users_own_validation_metric(tmp_path):
+    peak = PeakMonitor("val/loss", mode="min", save_peak=False)
+    watch = TransitionMonitor(watch={"val/loss": {"direction": "drop"}})
+    module = TinyLM()
+    trainer = _trainer(
+        tmp_path,
+        [peak, watch],
+        max_steps=12,
+        val_check_interval=3,
+        limit_val_batches=2,
+        num_sanity_val_steps=0,
+    )
+    loader = random_token_loader(300, n=200)
+    trainer.fit(module, loader, loader)
+    assert len(watch.detectors["val/loss"]._baseline) == 4  # one value per validation
+    assert peak.tracker.best == pytest.approx(min(watch.detectors["val/loss"]._baseline))
+    assert peak.best_step in (3, 6, 9, 12)

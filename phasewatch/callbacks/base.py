@@ -38,7 +38,26 @@ def count_tokens(batch: Any) -> int:
 
 
 class MeasurementListener:
-    """Mixin of callbacks that act on phasewatch measurements as soon as they are taken."""
+    """Mixin of callbacks that act on phasewatch measurements as soon as they are taken.
+
+    Keys no phasewatch monitor produces (a user's own metric) are read from
+    ``trainer.callback_metrics`` at each validation instead, via :meth:`validation_value`.
+    """
+
+    @staticmethod
+    def validation_value(trainer: Trainer, key: str) -> float | None:
+        """Rank zero's value of a user-logged ``key`` at validation, on every rank; else None.
+
+        None when a phasewatch monitor produces ``key`` (it arrives through
+        :meth:`on_measurement`) or when ``key`` was not logged.
+        """
+        if any(
+            isinstance(cb, PhasewatchMonitor) and key in cb.produces for cb in trainer.callbacks
+        ):
+            return None
+        value = trainer.callback_metrics.get(key)
+        # every rank calls the collective, whatever its own callback_metrics hold
+        return trainer.strategy.broadcast(None if value is None else float(value), src=0)
 
     def on_measurement(
         self,

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from phasewatch.callbacks import _logging
-from phasewatch.callbacks.base import MeasurementListener, PhasewatchMonitor, count_tokens
+from phasewatch.callbacks.base import MeasurementListener, count_tokens
 from phasewatch.detect import PeakEvent, PeakTracker
 
 log = logging.getLogger("phasewatch")
@@ -94,18 +94,11 @@ class PeakMonitor(MeasurementListener, Callback):
         self._tokens += count_tokens(batch) * trainer.world_size
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking or self._from_phasewatch(trainer):
+        if trainer.sanity_checking:
             return
-        value = trainer.callback_metrics.get(self.monitor)
+        value = self.validation_value(trainer, self.monitor)
         if value is not None:
-            value = trainer.strategy.broadcast(float(value), src=0)
             self._update(trainer, pl_module, trainer.global_step, self._tokens, value)
-
-    def _from_phasewatch(self, trainer: Trainer) -> bool:
-        return any(
-            isinstance(cb, PhasewatchMonitor) and self.monitor in cb.produces
-            for cb in trainer.callbacks
-        )
 
     # -- decisions ---------------------------------------------------------------------------------
 

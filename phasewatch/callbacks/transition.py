@@ -14,7 +14,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from phasewatch.callbacks import _logging
-from phasewatch.callbacks.base import MeasurementListener, PhasewatchMonitor, count_tokens
+from phasewatch.callbacks.base import MeasurementListener, count_tokens
 from phasewatch.callbacks.schedule import MeasureSchedule
 from phasewatch.detect import TransitionDetector, TransitionEvent
 
@@ -164,11 +164,10 @@ class TransitionMonitor(MeasurementListener, Callback):
         if trainer.sanity_checking:
             return
         for key in self.detectors:
-            if key == LOSS_KEY or _is_phasewatch_key(trainer, key):
+            if key == LOSS_KEY:
                 continue
-            value = trainer.callback_metrics.get(key)
+            value = self.validation_value(trainer, key)
             if value is not None:
-                value = trainer.strategy.broadcast(float(value), src=0)
                 self._update(trainer, pl_module, key, trainer.global_step, self._tokens, value)
 
     # -- decisions ---------------------------------------------------------------------------------
@@ -236,7 +235,3 @@ class TransitionMonitor(MeasurementListener, Callback):
         self._loss = state_dict["loss"]
         self._tokens = int(state_dict["tokens"])
         self._last_loss_step = state_dict["last_loss_step"]
-
-
-def _is_phasewatch_key(trainer: Trainer, key: str) -> bool:
-    return any(isinstance(cb, PhasewatchMonitor) and key in cb.produces for cb in trainer.callbacks)
