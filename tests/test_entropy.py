@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from tiny_models import tiny_gpt2
 
 from phasewatch.measures.entropy import attention_entropy
 from phasewatch.measures.metrics import AttentionEntropy
@@ -15,25 +16,7 @@ from phasewatch.models import induction_circuit_model, uniform_attention_model
 VOCAB = 64
 
 
-def gpt2(zero_queries_and_keys: bool = False) -> GPT2LMHeadModel:
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        vocab_size=VOCAB,
-        n_positions=64,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    model = GPT2LMHeadModel(config)
-    if zero_queries_and_keys:
-        with torch.no_grad():
-            for block in model.transformer.h:
-                width = block.attn.embed_dim
-                block.attn.c_attn.weight[:, : 2 * width] = 0.0  # Conv1D: [in, 3·out]
-                block.attn.c_attn.bias[: 2 * width] = 0.0
-    return model
+gpt2 = partial(tiny_gpt2, VOCAB, n_positions=64)
 
 
 def uniform_entropy(tokens: int) -> float:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    GPTNeoXConfig,
-    GPTNeoXForCausalLM,
-    LlamaConfig,
-    LlamaForCausalLM,
-)
+from tiny_models import tiny_gpt2, tiny_llama, tiny_neox
 
 from phasewatch.measures.attention import HeadSummary, summarize
 from phasewatch.measures.head_scores import all_head_scores, head_scores, repeated_token_probe
@@ -21,18 +16,7 @@ from phasewatch.models import induction_circuit_model, uniform_attention_model
 VOCAB = 64
 
 
-def gpt2(zero_queries_and_keys: bool = False, **overrides) -> GPT2LMHeadModel:
-    torch.manual_seed(0)
-    config = dict(n_layer=2, n_head=2, n_embd=32, vocab_size=VOCAB, n_positions=128)
-    config.update(bos_token_id=0, eos_token_id=0, **overrides)
-    model = GPT2LMHeadModel(GPT2Config(**config))
-    if zero_queries_and_keys:
-        with torch.no_grad():
-            for block in model.transformer.h:
-                width = block.attn.embed_dim
-                block.attn.c_attn.weight[:, : 2 * width] = 0.0
-                block.attn.c_attn.bias[: 2 * width] = 0.0
-    return model
+gpt2 = partial(tiny_gpt2, VOCAB)
 
 
 def uniform_score(seq_len: int, prefix: int) -> float:
@@ -83,29 +67,8 @@ def test_sdpa_model_scores_like_the_same_weights_on_eager_and_is_restored():
         torch.testing.assert_close(sdpa_scores[kind], eager_scores[kind], atol=1e-5, rtol=0)
 
 
-def neox():
-    config = GPTNeoXConfig(
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        hidden_size=32,
-        intermediate_size=64,
-        vocab_size=VOCAB,
-        max_position_embeddings=128,
-    )
-    return GPTNeoXForCausalLM(config)
-
-
-def llama():
-    config = LlamaConfig(
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        hidden_size=32,
-        intermediate_size=64,
-        vocab_size=VOCAB,
-        max_position_embeddings=128,
-    )
-    return LlamaForCausalLM(config)
+neox = partial(tiny_neox, VOCAB)
+llama = partial(tiny_llama, VOCAB)
 
 
 @pytest.mark.parametrize("name", ["gpt2", "neox", "llama", "protocol"])

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import pytest
 import torch
+from tiny_models import tiny_gpt2, tiny_llama, tiny_neox
 from torch import nn
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    GPTNeoXConfig,
-    GPTNeoXForCausalLM,
-    LlamaConfig,
-    LlamaForCausalLM,
-)
 
 from phasewatch.models import AttentionModel, ProbeModel, as_probe_model, find_tokenizer
 from phasewatch.models._huggingface import huggingface_forward
@@ -58,39 +52,9 @@ class TinyTransformer(nn.Module):
         return self.forward_with_attentions(input_ids)[0]
 
 
-def gpt2(**overrides):
-    torch.manual_seed(0)
-    config = dict(n_layer=2, n_head=2, n_embd=32, vocab_size=VOCAB, n_positions=64)
-    config.update(bos_token_id=0, eos_token_id=0, **overrides)
-    return GPT2LMHeadModel(GPT2Config(**config))
-
-
-def neox():
-    torch.manual_seed(0)
-    config = GPTNeoXConfig(
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        hidden_size=32,
-        intermediate_size=64,
-        vocab_size=VOCAB,
-        max_position_embeddings=64,
-    )
-    return GPTNeoXForCausalLM(config)
-
-
-def llama():
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        hidden_size=32,
-        intermediate_size=64,
-        vocab_size=VOCAB,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config)
-
+gpt2 = partial(tiny_gpt2, VOCAB, n_positions=64)
+neox = partial(tiny_neox, VOCAB, max_positions=64)
+llama = partial(tiny_llama, VOCAB, max_positions=64)
 
 HF_BUILDERS = {"gpt2": gpt2, "neox": neox, "llama": llama}
 
