@@ -112,7 +112,7 @@ def analyze_checkpoints(
             not available offline).
         out_dir: where to write ``phasewatch_history.jsonl`` (then ``phasewatch report out_dir``).
     """
-    from phasewatch.callbacks._resolve import load_tokenizer
+    from phasewatch.models import load_tokenizer
 
     corpus_obj = load(corpus, data_dir=data_dir) if isinstance(corpus, str) else corpus
     ppp_measure = PPPMeasure(corpus_obj, spillover=spillover, folds=folds) if ppp else None

@@ -149,7 +149,7 @@ def test_report_of_a_folder_without_history_says_what_is_missing(tmp_path):
 
 
 def test_a_bare_tokenizer_json_gets_its_one_special_token_as_bos(tmp_path, ns_tokenizer):
-    from phasewatch.callbacks._resolve import load_tokenizer
+    from phasewatch.models import load_tokenizer
 
     ns_tokenizer.backend_tokenizer.save(str(tmp_path / "tokenizer.json"))
     loaded = load_tokenizer(tmp_path / "tokenizer.json")

@@ -7,6 +7,7 @@ from phasewatch.models.reference import (
     induction_circuit_model,
     uniform_attention_model,
 )
+from phasewatch.models.tokenizer import load_tokenizer
 
 __all__ = [
     "CONTAINER_ATTRIBUTES",
@@ -16,5 +17,6 @@ __all__ = [
     "as_probe_model",
     "find_tokenizer",
     "induction_circuit_model",
+    "load_tokenizer",
     "uniform_attention_model",
 ]
