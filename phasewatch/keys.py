@@ -1,0 +1,85 @@
+"""Every metric and event key phasewatch logs: one place, imported by producers and consumers.
+
+Keys are public (users monitor them with ``EarlyStopping`` / ``ModelCheckpoint`` and read them in
+their loggers), so a key is never renamed without a deprecated alias here. This module imports
+nothing heavy: reading a key must not pull in torch or Lightning.
+"""
+
+from __future__ import annotations
+
+# --- PPP (PPPMonitor) ----------------------------------------------------------------------------
+#: ΔLL of reading times from adding surprisal, held-out mean, nats/word.
+PPP_DELTA_LL = "ppp/delta_ll"
+#: Standard error of :data:`PPP_DELTA_LL` over words, nats/word.
+PPP_DELTA_LL_SE = "ppp/delta_ll_se"
+#: Fitted coefficient of the current word's surprisal, ms per bit.
+PPP_SURPRISAL_COEF = "ppp/surprisal_coef"
+#: Mean word surprisal over the corpus, bits.
+PPP_SURPRISAL_MEAN = "ppp/surprisal_mean"
+#: Words in the regression.
+PPP_N_WORDS = "ppp/n_words"
+#: ΔLL with subword tokens per word (and its spillover lags) in the baseline, nats/word.
+PPP_DELTA_LL_TOKCTRL = "ppp/delta_ll_tokctrl"
+#: Standard error of :data:`PPP_DELTA_LL_TOKCTRL`, nats/word.
+PPP_DELTA_LL_TOKCTRL_SE = "ppp/delta_ll_tokctrl_se"
+#: Paired decline of ΔLL since the best evaluation so far: mean over words of
+#: ``ΔLL_i(best) − ΔLL_i(now)``, nats/word (positive = worse than the best).
+PPP_DECLINE = "ppp/decline_since_best"
+#: Paired standard error of :data:`PPP_DECLINE`, nats/word.
+PPP_DECLINE_SE = "ppp/decline_since_best_se"
+#: ``PPP_DECLINE / PPP_DECLINE_SE``: the paired test's z statistic.
+PPP_DECLINE_Z = "ppp/decline_since_best_z"
+#: Step of the best evaluation that :data:`PPP_DECLINE` is measured from.
+PPP_BEST_STEP = "ppp/best_step"
+
+# --- attention heads (AttentionMonitor) ----------------------------------------------------------
+#: Max over heads of the induction (prefix-matching) score, in [0, 1].
+HEADS_INDUCTION_MAX = "heads/induction_max"
+#: Max over heads of the previous-token score, in [0, 1].
+HEADS_PREV_TOKEN_MAX = "heads/prev_token_max"
+#: Max over heads of the duplicate-token score, in [0, 1].
+HEADS_DUPLICATE_TOKEN_MAX = "heads/duplicate_token_max"
+#: Accuracy of the single best head over all dependency arcs, in [0, 1].
+HEADS_SYNTACTIC_MAX = "heads/syntactic_max"
+#: Syntactic attention score (Chen et al., 2024): best head per relation, hits pooled; [0, 1].
+HEADS_SAS = "heads/sas"
+#: Mean attention entropy over layers, heads and query positions, nats.
+ATTN_ENTROPY_MEAN = "attn/entropy_mean"
+#: Prefix of per-head entropy scalars (``attn/entropy/L{l}H{h}``).
+ATTN_ENTROPY_PREFIX = "attn/entropy"
+#: Prefix of per-head score scalars (``heads/<kind>/L{l}H{h}``).
+HEADS_PREFIX = "heads"
+#: Image tag of the per-head heatmaps.
+HEADS_HEATMAPS = "heads/heatmaps"
+
+# --- training loss (TransitionMonitor) -----------------------------------------------------------
+#: The smoothed training loss, nats/token, read from ``training_step``'s output.
+LOSS = "loss"
+#: Loss keys the report looks for, in order.
+LOSS_KEYS = (LOSS, "train/loss")
+
+# --- events --------------------------------------------------------------------------------------
+#: Text tag of transition alerts.
+TRANSITION_EVENTS = "transition/events"
+#: Text tag of peak events.
+PEAK_EVENTS = "peak/events"
+
+
+def per_head_key(prefix: str, layer: int, head: int) -> str:
+    """``<prefix>/L{layer}H{head}``: one head's scalar."""
+    return f"{prefix}/L{layer}H{head}"
+
+
+def transition_marker_key(metric: str) -> str:
+    """Scalar set to 1 at the step of a transition in ``metric``."""
+    return f"transition/{metric}"
+
+
+def peak_value_key(monitor: str) -> str:
+    """Best value so far of ``monitor`` (logged by PeakMonitor)."""
+    return f"{monitor}_peak"
+
+
+def peak_step_key(monitor: str) -> str:
+    """Step of the best value so far of ``monitor`` (logged by PeakMonitor)."""
+    return f"{monitor}_peak_step"
