@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from phasewatch.corpora import CorpusDataError, data_file, data_files, load, load_tsv, verify
+from phasewatch.corpora import (
+    CorpusDataError,
+    ReadingTimeCorpus,
+    data_file,
+    data_files,
+    load,
+    load_tsv,
+    verify,
+)
 from phasewatch.corpora import naturalstories as ns
 
 DATA_ROOT = Path(os.environ.get("PHASEWATCH_DATA", "/nonexistent"))
@@ -103,6 +111,42 @@ def test_license_and_citation_travel_with_the_corpus(corpus):
     assert "CC BY-NC-SA 4.0" in corpus.license
     assert "Futrell" in corpus.citation
     assert "55(1), 63–77" in corpus.citation
+
+
+def test_naturalstories_is_self_paced_reading_with_4_previous_words_of_spillover(corpus):
+    assert corpus.measure == "self-paced reading"
+    assert corpus.default_spillover == 4
+    assert "self-paced reading, default spillover 4 previous words" in repr(corpus)
+
+
+@pytest.mark.parametrize(
+    ("measure", "given", "expected"),
+    [
+        ("self-paced reading", None, 4),
+        ("eye tracking: gaze duration", None, 2),
+        ("Eye-tracking: first-pass reading time", None, 2),
+        ("eye tracking", 3, 3),
+        ("maze", 0, 0),
+    ],
+)
+def test_default_spillover_follows_the_measure_kind_unless_given(measure, given, expected):
+    frame = pd.DataFrame({"story": 1, "position": [1, 2], "word": ["a", "b"], "rt": 300.0})
+    corpus = ReadingTimeCorpus("toy", frame, measure=measure, default_spillover=given)
+    assert corpus.default_spillover == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"measure": "maze"}, r"kind 'maze' has no default spillover; pass `default_spillover=`"),
+        ({"default_spillover": -1}, r"`default_spillover` must be an int >= 0.*got -1"),
+        ({"default_spillover": 2.0}, r"`default_spillover` must be an int >= 0.*got 2\.0"),
+    ],
+)
+def test_a_corpus_without_a_usable_default_spillover_is_refused(options, message):
+    frame = pd.DataFrame({"story": 1, "position": [1], "word": ["a"], "rt": 300.0})
+    with pytest.raises(ValueError, match=message):
+        ReadingTimeCorpus("toy", frame, **options)
 
 
 def test_both_data_dir_layouts_give_the_same_corpus(corpus):
@@ -255,6 +299,14 @@ def test_load_tsv_reads_own_column_names_and_sorts(corpus, tmp_path):
     np.testing.assert_allclose(mine.frame["rt"], part["rt"])
     assert mine.frame["word"].tolist() == part["word"].tolist()
     assert mine.texts["story-2"] == corpus.texts[2]
+
+
+def test_load_tsv_eye_tracking_corpus_defaults_to_2_previous_words(tmp_path):
+    path = tmp_path / "et.tsv"
+    path.write_text("story\tposition\tword\trt\ns\t1\tThe\t210\ns\t2\tcat\t250\n", "utf-8")
+    assert load_tsv(path, measure="eye tracking: gaze duration").default_spillover == 2
+    assert load_tsv(path).default_spillover == 4
+    assert load_tsv(path, measure="maze", default_spillover=1).default_spillover == 1
 
 
 def test_load_tsv_keeps_null_and_quotes_as_words(tmp_path):

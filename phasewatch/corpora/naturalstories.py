@@ -48,6 +48,9 @@ def load(*, data_dir: str | Path | None = None) -> ReadingTimeCorpus:
       answers right),
     - ``n_readers``: ``nItem``, the number of readers behind ``rt`` (about 83).
 
+    Self-paced reading: ``default_spillover`` is 4 (the current word and 4 previous words enter
+    the ΔLL regression, as in Aoyama & Wilcox, 2025).
+
     ``data_dir`` is resolved as in :func:`phasewatch.corpora.data_file`.
 
     Raises:
@@ -84,6 +87,7 @@ def load(*, data_dir: str | Path | None = None) -> ReadingTimeCorpus:
         license=LICENSE,
         citation=CITATION,
         measure="self-paced reading",
+        default_spillover=4,
         extras={
             "rt": "meanItemRT (ms), upstream exclusions applied",
             "upstream": f"https://github.com/languageMIT/naturalstories/tree/{COMMIT}",

@@ -8,6 +8,23 @@ import pandas as pd
 
 REQUIRED_COLUMNS = ("story", "position", "word", "rt")
 
+#: Reading measure kind → default spillover (previous words whose predictors join the current
+#: word's in the ΔLL regression), as in Aoyama & Wilcox (2025): self-paced reading shows effects
+#: of the 4 previous words, eye tracking of 2.
+SPILLOVER_BY_MEASURE = {"self-paced reading": 4, "eye tracking": 2}
+
+
+def measure_kind(measure: str) -> str:
+    """The kind of a reading measure: its text before ``:``, lowercased, ``-`` read as a space.
+
+    ``"Eye-tracking: gaze duration"`` → ``"eye tracking"``; ``"self-paced reading"`` →
+    ``"self paced reading"``.
+    """
+    return " ".join(measure.split(":", 1)[0].replace("-", " ").lower().split())
+
+
+_SPILLOVER_BY_KIND = {measure_kind(m): s for m, s in SPILLOVER_BY_MEASURE.items()}
+
 
 @dataclass(frozen=True)
 class ReadingTimeCorpus:
@@ -21,6 +38,15 @@ class ReadingTimeCorpus:
     - optional ``n_readers`` and any further per-word columns.
 
     ``texts`` maps each story to its text: the words joined by single spaces.
+
+    ``measure`` names the reading measure, kind first (``"self-paced reading"``,
+    ``"eye tracking: gaze duration"``). ``default_spillover`` is the number of previous words whose
+    predictors enter the ΔLL regression with the current word's: given, or else taken from the
+    measure's kind (:data:`SPILLOVER_BY_MEASURE`: self-paced reading 4, eye tracking 2).
+
+    Raises:
+        ValueError: a required column is missing, ``default_spillover`` is not an int >= 0, or it
+            is not given and the measure's kind has no default.
     """
 
     name: str
@@ -29,6 +55,7 @@ class ReadingTimeCorpus:
     citation: str = ""
     measure: str = "self-paced reading"
     extras: dict = field(default_factory=dict)
+    default_spillover: int | None = None
 
     def __post_init__(self) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in self.frame.columns]
@@ -37,6 +64,22 @@ class ReadingTimeCorpus:
                 f"corpus {self.name!r} lacks the columns {missing}; a reading-time corpus needs "
                 f"{list(REQUIRED_COLUMNS)} (story, 1-based position, displayed word, rt in ms)"
             )
+        spillover = self.default_spillover
+        if spillover is None:
+            spillover = _SPILLOVER_BY_KIND.get(measure_kind(self.measure))
+            if spillover is None:
+                raise ValueError(
+                    f"corpus {self.name!r} has measure {self.measure!r}, whose kind "
+                    f"{measure_kind(self.measure)!r} has no default spillover; pass "
+                    "`default_spillover=` (previous words in the ΔLL regression: 4 for self-paced "
+                    "reading, 2 for eye tracking) or a measure of kind "
+                    f"{' or '.join(map(repr, SPILLOVER_BY_MEASURE))}"
+                )
+        if isinstance(spillover, bool) or not isinstance(spillover, int) or spillover < 0:
+            raise ValueError(
+                f"`default_spillover` must be an int >= 0 (previous words), got {spillover!r}"
+            )
+        object.__setattr__(self, "default_spillover", spillover)
 
     @property
     def stories(self) -> list:
@@ -54,5 +97,6 @@ class ReadingTimeCorpus:
     def __repr__(self) -> str:
         return (
             f"ReadingTimeCorpus({self.name!r}, {len(self.frame)} words, "
-            f"{len(self.stories)} stories, {self.measure})"
+            f"{len(self.stories)} stories, {self.measure}, default spillover "
+            f"{self.default_spillover} previous words)"
         )

@@ -105,6 +105,7 @@ def load_tsv(
     license: str = "",
     citation: str = "",
     measure: str = "self-paced reading",
+    default_spillover: int | None = None,
 ) -> ReadingTimeCorpus:
     """Load your own reading-time corpus from a table with one row per displayed word.
 
@@ -116,7 +117,11 @@ def load_tsv(
             displayed (punctuation attached) and the reading time in ms (finite numbers).
         n_readers: optional column with the number of readers behind each ``rt``.
         name: corpus name; defaults to the file name without extension.
-        license, citation, measure: carried with the corpus.
+        license, citation, measure: carried with the corpus. ``measure`` names the reading
+            measure, kind first: ``"self-paced reading"`` or ``"eye tracking: <measure>"``.
+        default_spillover: previous words in the ΔLL regression for this corpus; by default from
+            the measure's kind (self-paced reading 4, eye tracking 2; see
+            :class:`ReadingTimeCorpus`).
 
     Returns:
         A :class:`ReadingTimeCorpus` sorted by story then position; further columns are kept
@@ -125,6 +130,7 @@ def load_tsv(
     Raises:
         CorpusDataError: the file is missing or unparsable, a named column is absent, a value is
             not a number, or positions are not 1..n per story.
+        ValueError: ``default_spillover`` is not given and the measure's kind has no default.
     """
     path = Path(path)
     names = {"story": story, "position": position, "word": word, "rt": rt}
@@ -162,4 +168,5 @@ def load_tsv(
         citation=citation,
         measure=measure,
         extras={"path": str(path)},
+        default_spillover=default_spillover,
     )

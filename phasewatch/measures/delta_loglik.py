@@ -3,11 +3,13 @@
 Method of Wilcox et al. (2020), as used by Aoyama & Wilcox (2025): two linear regressions of the
 reading time ``y`` of each word,
 
-- baseline: ``y ~ 1 + Σ_{k<S} Σ_b β_{b,k} · b(w_{i−k})``  (``b`` ∈ baseline predictors),
-- full:     baseline terms ``+ Σ_{k<S} α_k · surprisal(w_{i−k})``,
+- baseline: ``y ~ 1 + Σ_{k=0}^{S} Σ_b β_{b,k} · b(w_{i−k})``  (``b`` ∈ baseline predictors),
+- full:     baseline terms ``+ Σ_{k=0}^{S} α_k · surprisal(w_{i−k})``,
 
-with spillover depth ``S``: lags ``0 … S−1`` of every predictor (``S = 4``: the current word and
-the three words before it). Both are fitted by OLS on k − 1 folds and scored on the held-out fold;
+with spillover ``S`` = the number of previous words: lags ``0 … S`` of every predictor (``S = 4``:
+the current word and the 4 words before it, as the self-paced-reading regression of Aoyama &
+Wilcox, 2025; ``S = 2`` for eye tracking; ``S = 0``: the current word only). Both are fitted by OLS
+on k − 1 folds and scored on the held-out fold;
 for each held-out word ``ΔLL_i = ln N(y_i | ŷ_full, σ̂²_full) − ln N(y_i | ŷ_base, σ̂²_base)``,
 ``σ̂² = RSS / (n_train − rank)`` of that model on its training folds. PPP is the mean of ``ΔLL_i``
 in nats per word.
@@ -38,9 +40,10 @@ class PPPResult:
     ``mean``: mean over held-out words of ``ΔLL_i`` (nats/word); ``se``: its standard error,
     ``SD(ΔLL_i) / √n``; ``n``: words used; ``coef``: lag → surprisal coefficient of the full model
     fitted on all ``n`` words (response units per surprisal unit, e.g. ms/bit); ``folds``: number of
-    cross-validation folds; ``spillover``: lags ``0 … spillover−1`` per predictor; ``baseline``:
-    baseline predictor names; ``n_dropped``: frame rows left out (incomplete history or non-finite
-    values); ``per_word``: ``ΔLL_i`` indexed like the frame (only with ``return_per_word=True``).
+    cross-validation folds; ``spillover``: previous words per predictor (lags ``0 … spillover``);
+    ``baseline``: baseline predictor names; ``n_dropped``: frame rows left out (incomplete history,
+    non-finite values or a response of 0); ``per_word``: ``ΔLL_i`` indexed like the frame (only
+    with ``return_per_word=True``).
     """
 
     mean: float
@@ -64,7 +67,7 @@ class PPPResult:
             f"PPPResult(ΔLL = {self.mean:.4f} ± {self.se:.4f} nats/word (mean ± SE over "
             f"{self.n} held-out words, {self.folds} folds, {self.n_dropped} rows dropped); "
             f"surprisal coef (response units per surprisal unit, e.g. ms/bit) [{coef}]; "
-            f"spillover {self.spillover} (current + {self.spillover - 1} previous words); "
+            f"{spillover_text(self.spillover)}; "
             f"baseline {list(self.baseline)})"
         )
 
@@ -93,13 +96,21 @@ def delta_loglik(
             ``log_freq`` are computed from ``word`` when absent
             (:func:`phasewatch.measures.baselines.add_baseline_columns`).
         response, surprisal: column names of the reading time and the surprisal.
-        baseline: baseline predictor columns; each enters with lags ``0 … spillover−1``. Add a
+        baseline: baseline predictor columns; each enters with lags ``0 … spillover``. Add a
             tokens-per-word column (e.g. ``"n_tokens"``) to control for tokenization.
-        spillover: ``S >= 1``; lag ``k`` of the row at position ``p`` is the row at ``p − k`` of the
-            same story. ``S = 4`` = the current word and the 3 before it. Rows without all
-            ``S − 1`` previous positions in their story are dropped (the first ``S − 1`` words of
-            each story and the words just after a gap), as are rows where the response or any lag
-            of a predictor is not finite.
+        spillover: ``S >= 0``, the number of previous words whose predictors enter with the
+            current word's: lags ``0 … S``; lag ``k`` of the row at position ``p`` is the row at
+            ``p − k`` of the same story. ``S = 4`` (default) = the current word and the 4 before
+            it, the self-paced-reading convention of Aoyama & Wilcox (2025); eye-tracking corpora
+            use 2 (``ReadingTimeCorpus.default_spillover`` holds a corpus's value); ``S = 0`` =
+            the current word only. In phasewatch 0.1.0, ``spillover=S`` meant the current word
+            and ``S − 1`` previous words: pass ``S − 1`` to reproduce a 0.1.0 result.
+
+            Rows dropped (counted in ``n_dropped``): rows without all ``S`` previous positions in
+            their story (the first ``S`` words of each story and the ``S`` words after a gap);
+            rows where the response or any lag of a predictor is not finite; rows whose response
+            is exactly 0 (a missing reading recorded as 0, dropped as by Aoyama & Wilcox; such a
+            row still serves as a lag of the words after it).
         folds: number of folds ``k >= 2`` — each word's fold is a seeded hash of its
             (story, position), so the assignment is the same at every call and ΔLL differences
             between checkpoints are not fold noise — or an array with one fold id per frame row.
@@ -116,11 +127,12 @@ def delta_loglik(
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"`frame` must be a pandas DataFrame, got {type(frame).__name__}")
     baseline = (baseline,) if isinstance(baseline, str) else tuple(baseline)
-    if isinstance(spillover, bool) or not isinstance(spillover, int) or spillover < 1:
+    if isinstance(spillover, bool) or not isinstance(spillover, (int, np.integer)) or spillover < 0:
         raise ValueError(
-            f"`spillover` must be an int >= 1 (1 = current word only, 4 = current + 3 previous "
-            f"words), got {spillover!r}"
+            f"`spillover` must be an int >= 0, the number of previous words (0 = current word "
+            f"only, 4 = current + 4 previous words, 2 for eye tracking), got {spillover!r}"
         )
+    spillover = int(spillover)
     if method not in _METHODS:
         raise ValueError(f"`method` can be {' or '.join(_METHODS)}, got {method!r}")
     fold_ids = _fold_ids(frame, folds, story, position, seed)
@@ -135,6 +147,7 @@ def delta_loglik(
     base = base if baseline else np.zeros((len(y), 0))
     surp = _lagged([frame[surprisal].to_numpy(dtype=np.float64, na_value=np.nan)[order]], spillover)
     used = lag_ok & np.isfinite(y) & np.isfinite(base).all(1) & np.isfinite(surp).all(1)
+    used &= y != 0  # a zero response is a missing reading (Aoyama & Wilcox, 2025, drop it too)
 
     y, fold = y[used], fold_ids[order][used]
     x_base = np.column_stack([np.ones(len(y)), base[used]])
@@ -148,7 +161,7 @@ def delta_loglik(
     delta = cv(x_full, y, fold, fold_values) - cv(x_base, y, fold, fold_values)
 
     beta = _ols(*_standardize(x_full), y)
-    coef = {k: float(beta[x_base.shape[1] + k]) for k in range(spillover)}
+    coef = {k: float(beta[x_base.shape[1] + k]) for k in range(spillover + 1)}
     per_word = None
     if return_per_word:
         per_word = pd.Series(delta, index=frame.index[order[used]], name="delta_ll_nats")
@@ -163,6 +176,13 @@ def delta_loglik(
         n_dropped=len(frame) - len(delta),
         per_word=per_word,
     )
+
+
+def spillover_text(spillover: int) -> str:
+    """How phasewatch prints a spillover: ``"spillover 4 = current + 4 previous words"``."""
+    if spillover == 0:
+        return "spillover 0 = current word only"
+    return f"spillover {spillover} = current + {spillover} previous word{'s' * (spillover != 1)}"
 
 
 def assign_folds(
@@ -217,7 +237,7 @@ def _fold_ids(frame: pd.DataFrame, folds: Any, story: str, position: str, seed: 
 def _history(
     frame: pd.DataFrame, story: str, position: str, spillover: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row order by (story, position) and, in that order, whether lags 1 … S−1 all exist."""
+    """Row order by (story, position) and, in that order, whether lags 1 … S all exist."""
     codes, _ = pd.factorize(frame[story], sort=False)
     pos = pd.to_numeric(frame[position], errors="coerce").to_numpy(
         dtype=np.float64, na_value=np.nan
@@ -233,7 +253,7 @@ def _history(
     if np.any((codes[1:] == codes[:-1]) & (pos[1:] == pos[:-1])):
         raise ValueError(f"(`{story}`, `{position}`) pairs repeat; each word needs its own")
     ok = np.ones(len(order), dtype=bool)
-    for k in range(1, spillover):
+    for k in range(1, spillover + 1):
         same = np.zeros(len(order), dtype=bool)
         same[k:] = (codes[k:] == codes[:-k]) & (pos[k:] - pos[:-k] == k)
         ok &= same
@@ -241,12 +261,13 @@ def _history(
 
 
 def _lagged(columns: list[np.ndarray], spillover: int) -> np.ndarray:
-    """[n, len(columns) · S]: for each column, lags 0 … S−1 (rows in story/position order)."""
+    """[n, len(columns) · (S + 1)]: for each column, lags 0 … S (rows in story/position order)."""
     n = len(columns[0]) if columns else 0
-    out = np.full((n, len(columns) * spillover), np.nan)
+    width = spillover + 1
+    out = np.full((n, len(columns) * width), np.nan)
     for j, values in enumerate(columns):
-        for k in range(spillover):
-            out[k:, j * spillover + k] = values[: len(values) - k]
+        for k in range(width):
+            out[k:, j * width + k] = values[: len(values) - k]
     return out
 
 
@@ -255,8 +276,8 @@ def _check_enough_rows(n: int, n_params: int, n_rows: int, fold: Any = None) -> 
         where = f"the training folds for held-out fold {fold!r} have" if fold is not None else ""
         raise ValueError(
             f"{where or 'the regression has'} {n} usable words for {n_params} parameters "
-            f"(of {n_rows} frame rows); needs more words with a full spillover history and finite "
-            "values, or a smaller `spillover`"
+            f"(of {n_rows} frame rows); needs more words with a full spillover history, finite "
+            "values and a nonzero response, or a smaller `spillover`"
         )
 
 
