@@ -93,7 +93,7 @@ def analyze_checkpoints(
     data_dir: str | None = None,
     syntactic: bool = True,
     ppp: bool = True,
-    spillover: int = 4,
+    spillover: int | None = None,
     folds: int = 10,
     watch: dict[str, dict] | None = None,
     out_dir: str | Path | None = None,
@@ -107,7 +107,9 @@ def analyze_checkpoints(
         tokenizer, tokenizer_path: the tokenizer; else ``model.tokenizer`` or the model directory.
         corpus, data_dir: the reading-time corpus for PPP (and entropy / syntactic probes).
         syntactic, ppp: which measures to run.
-        spillover, folds: the ΔLL regression's settings, as for :class:`PPPMonitor`.
+        spillover, folds: the ΔLL regression's settings, as for :class:`PPPMonitor`:
+            ``spillover`` = previous words (4 = current + 4 previous words); by default the
+            corpus's ``default_spillover`` (4 for Natural Stories' self-paced reading).
         watch: detector settings per key, as for :class:`TransitionMonitor` (the training loss is
             not available offline).
         out_dir: where to write ``phasewatch_history.jsonl`` (then ``phasewatch report out_dir``).
@@ -115,6 +117,7 @@ def analyze_checkpoints(
     from phasewatch.models import load_tokenizer
 
     corpus_obj = load(corpus, data_dir=data_dir) if isinstance(corpus, str) else corpus
+    spillover = corpus_obj.default_spillover if spillover is None else spillover
     ppp_measure = PPPMeasure(corpus_obj, spillover=spillover, folds=folds) if ppp else None
     dependencies = load_dependencies(data_dir=data_dir) if syntactic else None
     head_measure = HeadMeasure(

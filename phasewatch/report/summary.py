@@ -57,7 +57,7 @@ class RunSummary:
             return out
         out.append(
             "PPP = ΔLL of reading times from adding surprisal (held-out, "
-            f"{cfg.get('folds', '?')}-fold CV, spillover {cfg.get('spillover', '?')}, baseline "
+            f"{cfg.get('folds', '?')}-fold CV, {_spillover_words(cfg.get('spillover'))}, baseline "
             f"{' + '.join(cfg.get('baseline', ['length', 'log_freq']))}; "
             f"{cfg.get('corpus', 'corpus')}, {self.evaluations} evaluations)"
         )
@@ -108,3 +108,12 @@ def summarize_run(
     first, top, final = point(0), point(best), point(len(ppp) - 1)
     peaked = 0 < best < len(ppp) - 1 and final.delta_ll < top.delta_ll - top.se
     return RunSummary(events, top, final, first, bool(peaked), len(ppp), config)
+
+
+def _spillover_words(spillover: object) -> str:
+    """``"spillover 4 = current + 4 previous words"`` (the count of previous words)."""
+    if not isinstance(spillover, int) or isinstance(spillover, bool):
+        return f"spillover {spillover if spillover is not None else '?'}"
+    if spillover == 0:
+        return "spillover 0 = current word only"
+    return f"spillover {spillover} = current + {spillover} previous word{'s' * (spillover != 1)}"
