@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from phasewatch import keys
 from phasewatch.callbacks import _logging
 from phasewatch.callbacks.base import MeasurementListener, count_tokens
 from phasewatch.callbacks.schedule import MeasureSchedule
@@ -22,8 +23,8 @@ log = logging.getLogger("phasewatch")
 
 #: Default watched series: the max induction score (rise) and the training loss (drop, detrended).
 DEFAULT_WATCH: dict[str, dict[str, Any]] = {
-    "heads/induction_max": {"direction": "rise", "min_change": 0.1},
-    "loss": {
+    keys.HEADS_INDUCTION_MAX: {"direction": "rise", "min_change": 0.1},
+    keys.LOSS: {
         "direction": "drop",
         "min_change": 0.25,
         "detrend": True,
@@ -32,7 +33,7 @@ DEFAULT_WATCH: dict[str, dict[str, Any]] = {
     },
 }
 #: The pseudo-key of the training loss (nats/token), smoothed, read from ``training_step``'s output.
-LOSS_KEY = "loss"
+LOSS_KEY = keys.LOSS
 # Per-head scores kept per watched key: enough to reach back to a candidate's step.
 _PER_HEAD_KEPT = 8
 
@@ -196,8 +197,8 @@ class TransitionMonitor(MeasurementListener, Callback):
         if trainer.is_global_zero:
             log.warning(message)
             warnings.warn(message, PhaseTransitionWarning, stacklevel=2)
-        _logging.log_text(trainer, "transition/events", message, event.step)
-        _logging.log_scalars(trainer, {f"transition/{event.metric}": 1.0}, event.step)
+        _logging.log_text(trainer, keys.TRANSITION_EVENTS, message, event.step)
+        _logging.log_scalars(trainer, {keys.transition_marker_key(event.metric): 1.0}, event.step)
         _logging.append_history(trainer, {"kind": "transition", **event.to_dict()})
         try:
             self.on_transition(trainer, pl_module, event)
