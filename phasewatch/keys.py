@@ -23,14 +23,31 @@ PPP_DELTA_LL_TOKCTRL = "ppp/delta_ll_tokctrl"
 #: Standard error of :data:`PPP_DELTA_LL_TOKCTRL`, nats/word.
 PPP_DELTA_LL_TOKCTRL_SE = "ppp/delta_ll_tokctrl_se"
 #: Paired decline of ΔLL since the best evaluation so far: mean over words of
-#: ``ΔLL_i(best) − ΔLL_i(now)``, nats/word (positive = worse than the best).
+#: ``ΔLL_i(best) − ΔLL_i(now)``, nats/word (positive = worse than the best; 0 at a new best).
 PPP_DECLINE = "ppp/decline_since_best"
 #: Paired standard error of :data:`PPP_DECLINE`, nats/word.
 PPP_DECLINE_SE = "ppp/decline_since_best_se"
-#: ``PPP_DECLINE / PPP_DECLINE_SE``: the paired test's z statistic.
-PPP_DECLINE_Z = "ppp/decline_since_best_z"
-#: Step of the best evaluation that :data:`PPP_DECLINE` is measured from.
-PPP_BEST_STEP = "ppp/best_step"
+#: Paired rise of the best evaluation over the first one: mean of ``ΔLL_i(best) − ΔLL_i(first)``,
+#: nats/word (0 while the first evaluation is the best).
+PPP_RISE = "ppp/rise_before_best"
+#: Paired standard error of :data:`PPP_RISE`, nats/word.
+PPP_RISE_SE = "ppp/rise_before_best_se"
+#: The same four for the tokens-per-word-controlled series (``control_tokens="both"``).
+PPP_DECLINE_TOKCTRL = "ppp/decline_since_best_tokctrl"
+PPP_DECLINE_TOKCTRL_SE = "ppp/decline_since_best_tokctrl_se"
+PPP_RISE_TOKCTRL = "ppp/rise_before_best_tokctrl"
+PPP_RISE_TOKCTRL_SE = "ppp/rise_before_best_tokctrl_se"
+
+#: ΔLL series → its paired keys (decline, decline SE, rise, rise SE).
+PAIRED_KEYS: dict[str, tuple[str, str, str, str]] = {
+    PPP_DELTA_LL: (PPP_DECLINE, PPP_DECLINE_SE, PPP_RISE, PPP_RISE_SE),
+    PPP_DELTA_LL_TOKCTRL: (
+        PPP_DECLINE_TOKCTRL,
+        PPP_DECLINE_TOKCTRL_SE,
+        PPP_RISE_TOKCTRL,
+        PPP_RISE_TOKCTRL_SE,
+    ),
+}
 
 # --- attention heads (AttentionMonitor) ----------------------------------------------------------
 #: Max over heads of the induction (prefix-matching) score, in [0, 1].

@@ -89,7 +89,7 @@ def test_peak_monitor_saves_the_peak_stops_after_patience_and_restores_it(tmp_pa
     def ppp(step):  # rises to a peak at step 10, then declines
         return 0.05 - 0.0001 * (step - 10) ** 2
 
-    peak = PeakMonitor("planted/score", patience=3, stop=True, restore_peak=True)
+    peak = PeakMonitor("planted/score", patience=3, stop=True, restore_peak=True, min_steps=0)
     module = TinyLM()
     trainer = _trainer(tmp_path, [PlantedMonitor(ppp), peak], max_steps=100)
     trainer.fit(module, random_token_loader(300, n=800))
@@ -99,6 +99,27 @@ def test_peak_monitor_saves_the_peak_stops_after_patience_and_restores_it(tmp_pa
     assert saved["global_step"] == 10
     for name, value in saved["state_dict"].items():  # restored: the module holds the peak weights
         assert torch.equal(module.state_dict()[name], value)
+
+
+def test_peak_monitor_does_not_stop_at_the_untrained_model(tmp_path):
+    """Highest at step 0 (random init), then lower: no rise, no peak, no stop, and it says why."""
+    peak = PeakMonitor("planted/score", patience=2, stop=True, min_steps=0, save_peak=False)
+    trainer = _trainer(tmp_path, [PlantedMonitor(lambda s: 0.05 - 0.001 * s), peak], max_steps=30)
+    trainer.fit(TinyLM(), random_token_loader(300, n=400))
+    assert trainer.global_step == 30
+    assert peak.best_step == 0 and not [e for e in peak.events if e.kind == "confirmed"]
+    assert "rise before the best" in peak.waiting_for
+
+
+def test_peak_monitor_waits_for_min_steps_by_default(tmp_path):
+    def ppp(step):  # rises to a peak at step 10, then declines
+        return 0.05 - 0.0001 * (step - 10) ** 2
+
+    peak = PeakMonitor("planted/score", patience=3, stop=True, save_peak=False)
+    trainer = _trainer(tmp_path, [PlantedMonitor(ppp), peak], max_steps=40)
+    trainer.fit(TinyLM(), random_token_loader(300, n=400))
+    assert trainer.global_step == 40 and peak.best_step == 10
+    assert "more training (min_steps=1000" in peak.waiting_for
 
 
 def test_failure_is_logged_and_training_goes_on(tmp_path, caplog):

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from phasewatch import keys
 from phasewatch.callbacks import _logging
 from phasewatch.callbacks.base import MeasurementListener, count_tokens
 from phasewatch.detect import PeakEvent, PeakTracker
@@ -21,20 +22,37 @@ class PeakMonitor(MeasurementListener, Callback):
     Every evaluation of ``monitor`` (taken by a phasewatch monitor the moment it measures, or read
     from ``trainer.callback_metrics`` at each validation for any other key) updates a
     :class:`phasewatch.detect.PeakTracker`. At each new best the weights are saved to
-    ``<dirpath>/<filename>`` (so the file always holds the peak so far); after ``patience``
-    evaluations without an improvement of ``min_delta`` the peak is confirmed, logged, and, with
-    ``stop=True``, training stops (decided on every rank alike). With ``restore_peak=True`` the peak
-    weights are loaded back into the model when training ends.
+    ``<dirpath>/<filename>`` (so the file always holds the best so far). The peak is confirmed,
+    logged and, with ``stop=True``, training stops (decided on every rank alike) only when:
+
+    - ``patience`` evaluations passed without a new best;
+    - at least ``min_steps`` optimizer steps and ``min_tokens`` tokens were trained;
+    - the series rose before its best (``require_rise``): the untrained model is not a peak;
+    - the decline since the best is significant: for PPP series, :class:`PPPMonitor`'s paired
+      test (``ppp/decline_since_best`` / ``_se``, word by word on fixed folds) must reach
+      ``min_z`` standard errors, and so must the paired rise of the best over the first
+      evaluation. A metric without per-word values (a user's own) has no paired test: patience
+      alone decides there, and the event says so.
+
+    With ``restore_peak=True`` the best weights are loaded back into the model when training ends.
+    ``waiting_for`` says, in words, what the last evaluation still lacked.
 
     Logs ``<monitor>_peak`` (best smoothed value) and ``<monitor>_peak_step`` at each evaluation.
 
     Args:
-        monitor: the metric key (default ``"ppp/delta_ll"``).
+        monitor: the metric key (default ``"ppp/delta_ll"``; ``"ppp/delta_ll_tokctrl"`` decides
+            on PPP with tokens per word controlled, from ``PPPMonitor(control_tokens="both")``).
         mode: ``"max"`` or ``"min"``.
         min_delta: smallest improvement that counts, in the metric's units (default 0).
-        patience: evaluations of the metric (not validations, not steps) without improvement that
-            confirm the peak (default 5).
-        smoothing: trailing moving-average window in evaluations (default 1: raw values).
+        patience: evaluations of the metric (not validations, not steps) without improvement
+            before a peak may be confirmed (default 5).
+        smoothing: trailing moving-average window in evaluations (default 1: raw values; the
+            paired test always compares raw evaluations).
+        min_z: threshold of the paired tests, in standard errors (default 2.0).
+        min_steps: optimizer steps before a peak may be confirmed (default 1000: early PPP
+            values move with tokenization and warm-up, and a run stopped at step 6 helps nobody).
+        min_tokens: training tokens before a peak may be confirmed (default 0).
+        require_rise: a peak needs a rise before it (default True).
         save_peak: save a checkpoint at each new best (default True).
         dirpath: where the checkpoint goes (default: the logger's directory).
         filename: checkpoint file name (default ``"ppp_peak.ckpt"``).
@@ -44,12 +62,16 @@ class PeakMonitor(MeasurementListener, Callback):
 
     def __init__(
         self,
-        monitor: str = "ppp/delta_ll",
+        monitor: str = keys.PPP_DELTA_LL,
         *,
         mode: str = "max",
         min_delta: float = 0.0,
         patience: int = 5,
         smoothing: int = 1,
+        min_z: float = 2.0,
+        min_steps: int = 1000,
+        min_tokens: int = 0,
+        require_rise: bool = True,
         save_peak: bool = True,
         dirpath: str | None = None,
         filename: str = "ppp_peak.ckpt",
@@ -60,7 +82,15 @@ class PeakMonitor(MeasurementListener, Callback):
             raise ValueError(f"`filename` must end in .ckpt, got {filename!r}")
         self.monitor = monitor
         self.tracker = PeakTracker(
-            monitor, mode=mode, min_delta=min_delta, patience=patience, smoothing=smoothing
+            monitor,
+            mode=mode,
+            min_delta=min_delta,
+            patience=patience,
+            smoothing=smoothing,
+            min_z=min_z,
+            min_steps=min_steps,
+            min_tokens=min_tokens,
+            require_rise=require_rise,
         )
         self.save_peak = bool(save_peak)
         self.dirpath = dirpath
@@ -86,9 +116,15 @@ class PeakMonitor(MeasurementListener, Callback):
 
     # -- inputs ------------------------------------------------------------------------------------
 
+    @property
+    def waiting_for(self) -> str | None:
+        """What the last evaluation still lacked for a confirmed peak, in words; None if none."""
+        return self.tracker.waiting_for
+
     def on_measurement(self, trainer, pl_module, key, step, tokens, value, extras) -> None:
         if key == self.monitor:
-            self._update(trainer, pl_module, step, tokens, value)
+            paired = extras.get("paired", {}).get(key) if self.tracker.mode == "max" else None
+            self._update(trainer, pl_module, step, tokens, value, paired)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._tokens += count_tokens(batch) * trainer.world_size
@@ -102,11 +138,14 @@ class PeakMonitor(MeasurementListener, Callback):
 
     # -- decisions ---------------------------------------------------------------------------------
 
-    def _update(self, trainer, pl_module, step, tokens, value) -> None:
-        events = self.tracker.update(step, value, tokens=tokens)
+    def _update(self, trainer, pl_module, step, tokens, value, paired=None) -> None:
+        tests = {}
+        if paired is not None:
+            tests = {k: paired[k] for k in ("decline", "decline_se", "rise", "rise_se")}
+        events = self.tracker.update(step, value, tokens=tokens, **tests)
         scalars = {
-            f"{self.monitor}_peak": float(self.tracker.best),
-            f"{self.monitor}_peak_step": float(self.tracker.best_step),
+            keys.peak_value_key(self.monitor): float(self.tracker.best),
+            keys.peak_step_key(self.monitor): float(self.tracker.best_step),
         }
         _logging.log_to_callback_metrics(pl_module, scalars)
         _logging.log_scalars(trainer, scalars, step)
@@ -128,7 +167,7 @@ class PeakMonitor(MeasurementListener, Callback):
         message = str(event)
         if trainer.is_global_zero:
             log.warning(message)
-        _logging.log_text(trainer, "peak/events", message, trainer.global_step)
+        _logging.log_text(trainer, keys.PEAK_EVENTS, message, trainer.global_step)
         if self.stop:
             should_stop = trainer.strategy.reduce_boolean_decision(True, all=False)
             trainer.should_stop = trainer.should_stop or should_stop
@@ -149,6 +188,7 @@ class PeakMonitor(MeasurementListener, Callback):
 
     def state_dict(self) -> dict:
         return {
+            "format_version": 2,
             "tracker": self.tracker.state_dict(),
             "events": [e.to_dict() for e in self.events],
             "peak_path": self.peak_path,
@@ -157,6 +197,6 @@ class PeakMonitor(MeasurementListener, Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.tracker.load_state_dict(state_dict["tracker"])
-        self.events = [PeakEvent(**e) for e in state_dict["events"]]
+        self.events = [PeakEvent.from_dict(e) for e in state_dict["events"]]
         self.peak_path = state_dict["peak_path"]
         self._tokens = int(state_dict["tokens"])

@@ -7,10 +7,16 @@ from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 
+from phasewatch import keys
 from phasewatch.callbacks._resolve import resolve_model, resolve_tokenizer
-from phasewatch.callbacks.base import PhasewatchMonitor
+from phasewatch.callbacks.base import PhasewatchMonitor, log
 from phasewatch.corpora import ReadingTimeCorpus, load
-from phasewatch.measures.snapshot import PPP_KEYS, PPPMeasure
+from phasewatch.measures.paired import BestSoFar
+from phasewatch.measures.snapshot import PPP_KEYS, PPP_TOKCTRL_KEYS, PPPMeasure
+
+#: Version of this monitor's saved state. 1 (phasewatch 0.1): ``spillover`` counted the current
+#: word (S = current + S − 1 previous); 2: ``spillover`` counts previous words, paired state kept.
+STATE_FORMAT = 2
 
 
 class PPPMonitor(PhasewatchMonitor):
@@ -27,14 +33,26 @@ class PPPMonitor(PhasewatchMonitor):
         ``ppp/delta_ll_se``: its standard error (nats/word);
         ``ppp/surprisal_coef``: fitted coefficient of the current word's surprisal (ms per bit);
         ``ppp/surprisal_mean``: mean word surprisal (bits);
-        ``ppp/n_words``: words in the regression.
+        ``ppp/n_words``: words in the regression;
+        ``ppp/decline_since_best`` ± ``ppp/decline_since_best_se``: the paired decline since the
+        best evaluation so far, mean over words of ``ΔLL_i(best) − ΔLL_i(now)`` (nats/word; 0 ± 0
+        at a new best). Folds are fixed per word, so two evaluations are compared word by word
+        (:mod:`phasewatch.measures.paired`); :class:`PeakMonitor` and the report decide on it;
+        ``ppp/rise_before_best`` ± ``ppp/rise_before_best_se``: the paired rise of the best over
+        the first evaluation (nats/word);
+        with ``control_tokens="both"`` also ``ppp/delta_ll_tokctrl`` (± ``_se``) and its paired
+        ``ppp/decline_since_best_tokctrl`` / ``ppp/rise_before_best_tokctrl`` (± ``_se``).
 
     Args:
         corpus: name of a bundled corpus (default ``"naturalstories"``) or a ``ReadingTimeCorpus``.
         data_dir: where the corpus files are (default ``$PHASEWATCH_DATA``, else the user cache).
-        spillover: lags of each predictor (current word + ``spillover - 1`` previous; 4 for SPR).
+        spillover: previous words whose predictors enter the regression besides the current
+            word's (default 4 = current + 4 previous words, the paper's choice for self-paced
+            reading; 2 for eye-tracking). Before phasewatch 0.2 it counted the current word.
         folds: cross-validation folds.
-        control_tokens: add subword tokens per word (and lags) to the baseline (see docs/ppp.md).
+        control_tokens: ``False``; ``True`` adds subword tokens per word (and lags) to the
+            baseline of ``ppp/delta_ll``; ``"both"`` logs ``ppp/delta_ll`` without and
+            ``ppp/delta_ll_tokctrl`` with it, from one surprisal pass (see docs/ppp.md).
         whitespace_correction: the word-boundary correction of Pimentel & Meister (2024).
         batch_size: windows per forward pass in the surprisal pass.
         model_attr: attribute of the LightningModule holding the model (default: search).
@@ -47,8 +65,6 @@ class PPPMonitor(PhasewatchMonitor):
     Measured on rank zero; the numbers are broadcast so every rank logs and decides alike.
     """
 
-    produces = PPP_KEYS
-
     def __init__(
         self,
         corpus: Any = "naturalstories",
@@ -56,7 +72,7 @@ class PPPMonitor(PhasewatchMonitor):
         data_dir: str | None = None,
         spillover: int = 4,
         folds: int = 10,
-        control_tokens: bool = False,
+        control_tokens: bool | str = False,
         whitespace_correction: bool = False,
         batch_size: int = 8,
         model_attr: str | None = None,
@@ -78,8 +94,15 @@ class PPPMonitor(PhasewatchMonitor):
             on_validation=on_validation,
             strict=strict,
         )
-        if spillover < 1:
-            raise ValueError(f"`spillover` must be >= 1 (the current word counts), got {spillover}")
+        if isinstance(spillover, bool) or not isinstance(spillover, int) or spillover < 0:
+            raise ValueError(
+                f"`spillover` must be an int >= 0 (previous words besides the current one; 4 = "
+                f"current + 4 previous), got {spillover!r}"
+            )
+        if control_tokens not in (False, True, "both"):
+            raise ValueError(
+                f"`control_tokens` can be False, True or 'both', got {control_tokens!r}"
+            )
         if folds < 2:
             raise ValueError(f"`folds` must be >= 2, got {folds}")
         if not isinstance(corpus, (str, ReadingTimeCorpus)):
@@ -91,7 +114,7 @@ class PPPMonitor(PhasewatchMonitor):
         self.data_dir = data_dir
         self.spillover = int(spillover)
         self.folds = int(folds)
-        self.control_tokens = bool(control_tokens)
+        self.control_tokens = control_tokens
         self.whitespace_correction = bool(whitespace_correction)
         self.batch_size = int(batch_size)
         self.model_attr = model_attr
@@ -100,6 +123,20 @@ class PPPMonitor(PhasewatchMonitor):
         self.tokenizer_attr = tokenizer_attr
         self._measure: PPPMeasure | None = None
         self.last_result = None
+        # rank zero's per-word ΔLL of the first and best evaluation, per ΔLL series
+        self._best = {series: BestSoFar() for series in self.series}
+        self.produces = (
+            *PPP_KEYS,
+            *(PPP_TOKCTRL_KEYS if control_tokens == "both" else ()),
+            *(k for series in self.series for k in keys.PAIRED_KEYS[series]),
+        )
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """The ΔLL series this monitor logs: ``ppp/delta_ll`` and, with "both", the controlled."""
+        if self.control_tokens == "both":
+            return (keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_TOKCTRL)
+        return (keys.PPP_DELTA_LL,)
 
     @property
     def corpus_name(self) -> str:
@@ -108,20 +145,29 @@ class PPPMonitor(PhasewatchMonitor):
     @property
     def state_key(self) -> str:
         return self._generate_state_key(
-            corpus=self.corpus_name, spillover=self.spillover, folds=self.folds
+            corpus=self.corpus_name, spillover_previous=self.spillover, folds=self.folds
+        )
+
+    def _format1_state_key(self) -> str:
+        """The key phasewatch 0.1 saved this monitor's state under (spillover counted the word)."""
+        return self._generate_state_key(
+            corpus=self.corpus_name, spillover=self.spillover + 1, folds=self.folds
         )
 
     @property
     def baseline(self) -> tuple[str, ...]:
+        """Baseline predictors of ``ppp/delta_ll``."""
         base = ("length", "log_freq")
-        return (*base, "n_tokens") if self.control_tokens else base
+        return (*base, "n_tokens") if self.control_tokens is True else base
 
     def describe(self) -> dict:
         return {
             "corpus": self.corpus_name,
             "spillover": self.spillover,
+            "spillover_meaning": f"current + {self.spillover} previous words",
             "folds": self.folds,
             "baseline": list(self.baseline),
+            "control_tokens": self.control_tokens,
             "whitespace_correction": self.whitespace_correction,
             "units": "ΔLL nats/word; surprisal bits; rt ms",
         }
@@ -143,5 +189,56 @@ class PPPMonitor(PhasewatchMonitor):
         tokenizer = resolve_tokenizer(
             pl_module, self._tokenizer, self.tokenizer_path, self.tokenizer_attr
         )
-        scalars, self.last_result = self._measure.measure(probe, tokenizer)
-        return scalars, {}
+        scalars, results = self._measure.measure(probe, tokenizer)
+        self.last_result = results[keys.PPP_DELTA_LL]
+        paired = {}
+        for series, result in results.items():
+            comparison = self._best[series].update(trainer.global_step, result.per_word)
+            paired[series] = {
+                "decline": comparison.decline.mean,
+                "decline_se": comparison.decline.se,
+                "rise": comparison.rise.mean,
+                "rise_se": comparison.rise.se,
+                "best_step": comparison.best_step,
+            }
+            names = keys.PAIRED_KEYS[series]
+            values = (
+                comparison.decline.mean,
+                comparison.decline.se,
+                comparison.rise.mean,
+                comparison.rise.se,
+            )
+            scalars.update(zip(names, values, strict=True))
+        return scalars, {"paired": paired}
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["format_version"] = STATE_FORMAT
+        state["spillover_previous"] = self.spillover
+        state["best"] = {series: best.state_dict() for series, best in self._best.items()}
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        for series, best in state_dict.get("best", {}).items():
+            if series in self._best:
+                self._best[series].load_state_dict(best)
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint) -> None:
+        """Convert a state saved by phasewatch 0.1, whose ``spillover`` counted the current word."""
+        states = checkpoint.get("callbacks") or {}
+        old_key = self._format1_state_key()
+        if self.state_key in states or old_key not in states:
+            return
+        states[self.state_key] = states.pop(old_key)
+        if trainer.is_global_zero:
+            log.info(
+                "PPPMonitor: loaded a state saved with the old spillover meaning (phasewatch 0.1, "
+                "spillover=%d = current + %d previous words) as spillover=%d (same regression); "
+                "its history is kept, the paired peak test starts afresh",
+                self.spillover + 1,
+                self.spillover,
+                self.spillover,
+            )

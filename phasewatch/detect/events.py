@@ -58,7 +58,11 @@ class PeakEvent:
     """The best value so far of a monitored series, or its confirmation as the peak.
 
     ``kind`` is ``"new_best"`` when the (smoothed) value improved by at least ``min_delta``, and
-    ``"confirmed"`` once ``patience`` evaluations passed without improvement.
+    ``"confirmed"`` once :class:`~phasewatch.detect.PeakTracker`'s conditions held (patience,
+    training, a rise before the best, a significant paired decline). For a confirmed peak,
+    ``decline`` ± ``decline_se`` is the paired decline since the best and ``rise`` ± ``rise_se`` the
+    paired rise of the best over the first evaluation (metric units, e.g. nats/word), when the
+    series has per-word values; ``min_z`` the threshold they passed.
     """
 
     kind: str
@@ -68,16 +72,44 @@ class PeakEvent:
     smoothed: float
     tokens: int | None = None
     evaluations_since: int = 0
+    decline: float | None = None
+    decline_se: float | None = None
+    rise: float | None = None
+    rise_se: float | None = None
+    min_z: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> PeakEvent:
+        return cls(**d)
+
     def __str__(self) -> str:
         tokens = f" ({self.tokens:,} tokens)" if self.tokens is not None else ""
-        if self.kind == "confirmed":
-            return (
-                f"{self.metric} peaked at step {self.step}{tokens}: {self.value:.4g} "
-                f"(smoothed {self.smoothed:.4g}); no improvement in {self.evaluations_since} "
-                "evaluations since"
+        if self.kind != "confirmed":
+            return f"new best {self.metric} at step {self.step}{tokens}: {self.value:.4g}"
+        text = (
+            f"{self.metric} peaked at step {self.step}{tokens}: {self.value:.4g} "
+            f"(smoothed {self.smoothed:.4g}); no improvement in {self.evaluations_since} "
+            "evaluations since"
+        )
+        if self.decline is None:
+            return text + "; no per-word values, so no paired test: confirmed by patience alone"
+        return (
+            text + f"; paired decline since the peak {self.decline:.4g} ± {self.decline_se:.2g} "
+            f"(z = {z_score(self.decline, self.decline_se):.2f} >= {self.min_z:g})"
+            + (
+                ""
+                if self.rise is None
+                else f", rise before it {self.rise:.4g} ± {self.rise_se:.2g} "
+                f"(z = {z_score(self.rise, self.rise_se):.2f})"
             )
-        return f"new best {self.metric} at step {self.step}{tokens}: {self.value:.4g}"
+        )
+
+
+def z_score(mean: float, se: float | None) -> float:
+    """``mean / se``; ±inf for a zero or missing SE with a non-zero mean, 0 for 0 ± 0."""
+    if se is not None and se > 0:
+        return mean / se
+    return float("inf") if mean > 0 else float("-inf") if mean < 0 else 0.0

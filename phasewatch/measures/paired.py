@@ -1,0 +1,128 @@
+"""Paired comparison of two PPP evaluations, word by word.
+
+Fold ids are fixed per word (:func:`phasewatch.measures.delta_loglik.assign_folds`), so the held-out
+``ΔLL_i`` of word ``i`` at two checkpoints come from the same cross-validation split and differ only
+by the model's surprisal. Their difference is compared word by word (a paired test):
+
+    d_i = ΔLL_i(a) − ΔLL_i(b),   mean = (1/n) Σ d_i,   SE = SD(d_i) / √n,   z = mean / SE,
+
+over the ``n`` words both evaluations used (nats/word). Because the two evaluations share most of
+their word-to-word variation, the paired SE is far smaller than either evaluation's own SE, and a
+decline that an unpaired 1-SE rule cannot see becomes testable (and a fluctuation that looks like a
+decline is not called one).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``mean`` ± ``se`` (nats/word) of ``ΔLL_i(a) − ΔLL_i(b)`` over ``n`` shared words; ``z``."""
+
+    mean: float
+    se: float
+    n: int
+
+    @property
+    def z(self) -> float:
+        """``mean / se``; ±inf when the SE is 0 and the mean is not, 0 when both are."""
+        if self.se > 0:
+            return self.mean / self.se
+        return 0.0 if self.mean == 0 else math.copysign(math.inf, self.mean)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.mean:+.4f} ± {self.se:.4f} nats/word (paired over {self.n:,} words, "
+            f"z = {self.z:.2f})"
+        )
+
+
+def paired_difference(a: pd.Series, b: pd.Series) -> PairedDifference:
+    """Paired difference of per-word ΔLL ``a − b`` (nats/word) over the words both contain.
+
+    As input: two Series of ``ΔLL_i`` (nats) indexed by word (e.g. :attr:`PPPResult.per_word`).
+    As output: :class:`PairedDifference` with the mean, its SE ``SD(d)/√n`` and ``n``.
+    Raises ``ValueError`` when fewer than 2 words are shared.
+    """
+    d = (a - b).dropna()
+    if len(d) < 2:
+        raise ValueError(
+            f"a paired comparison needs at least 2 words in both evaluations, got {len(d)}; "
+            "the two per-word ΔLL series must share their index (word rows of the same corpus)"
+        )
+    values = d.to_numpy(dtype=np.float64)
+    return PairedDifference(
+        float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))), len(values)
+    )
+
+
+@dataclass(frozen=True)
+class PeakComparison:
+    """Where one evaluation stands against the best so far and the first evaluation (paired).
+
+    ``decline``: ``ΔLL(best) − ΔLL(now)`` (≥ 0 unless this evaluation is the new best, when it is
+    exactly 0 ± 0); ``rise``: ``ΔLL(best) − ΔLL(first)``, the rise before the best (0 ± 0 while the
+    first evaluation is the best). ``best_step``: step of the best evaluation; ``is_new_best``.
+    """
+
+    decline: PairedDifference
+    rise: PairedDifference
+    best_step: int
+    is_new_best: bool
+
+
+class BestSoFar:
+    """Keep the per-word ΔLL of the first and of the best evaluation so far; compare each new one.
+
+    The best is the evaluation with the highest mean ΔLL. Plain data: ``state_dict`` /
+    ``load_state_dict`` round-trip it (per-word values as lists, a few hundred kB for a corpus of
+    10,000 words).
+    """
+
+    def __init__(self) -> None:
+        self.first: pd.Series | None = None
+        self.best: pd.Series | None = None
+        self.best_mean = -math.inf
+        self.best_step: int | None = None
+
+    def update(self, step: int, per_word: pd.Series) -> PeakComparison:
+        """Compare ``per_word`` (ΔLL_i, nats) with the best so far, then keep it if it is better."""
+        per_word = per_word.astype(np.float64)
+        mean = float(per_word.mean())
+        if self.first is None:
+            self.first = per_word
+        is_new_best = mean > self.best_mean
+        if is_new_best:
+            self.best, self.best_mean, self.best_step = per_word, mean, int(step)
+        decline = paired_difference(self.best, per_word)
+        rise = paired_difference(self.best, self.first)
+        return PeakComparison(decline, rise, int(self.best_step), is_new_best)
+
+    def state_dict(self) -> dict:
+        def plain(s: pd.Series | None) -> dict | None:
+            if s is None:
+                return None
+            return {"index": s.index.tolist(), "values": s.to_numpy().tolist()}
+
+        return {
+            "first": plain(self.first),
+            "best": plain(self.best),
+            "best_mean": self.best_mean,
+            "best_step": self.best_step,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        def series(d: dict | None) -> pd.Series | None:
+            if d is None:
+                return None
+            return pd.Series(d["values"], index=d["index"], dtype=np.float64)
+
+        self.first, self.best = series(state["first"]), series(state["best"])
+        self.best_mean = float(state["best_mean"])
+        self.best_step = state["best_step"]
