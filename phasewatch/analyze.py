@@ -12,10 +12,12 @@ from typing import Any
 import pandas as pd
 import torch
 
+from phasewatch import keys
 from phasewatch.callbacks.transition import DEFAULT_WATCH, LOSS_KEY
 from phasewatch.corpora import ReadingTimeCorpus, load
 from phasewatch.corpora.naturalstories import load_dependencies
 from phasewatch.detect import PeakTracker, TransitionDetector, TransitionEvent
+from phasewatch.measures.paired import PairedPeakTest
 from phasewatch.measures.snapshot import HeadMeasure, PPPMeasure
 from phasewatch.models import as_probe_model
 from phasewatch.report.history import HISTORY_FILE
@@ -95,6 +97,7 @@ def analyze_checkpoints(
     ppp: bool = True,
     spillover: int | None = None,
     folds: int = 10,
+    control_tokens: bool | str = False,
     watch: dict[str, dict] | None = None,
     out_dir: str | Path | None = None,
 ) -> Analysis:
@@ -110,6 +113,9 @@ def analyze_checkpoints(
         spillover, folds: the ΔLL regression's settings, as for :class:`PPPMonitor`:
             ``spillover`` = previous words (4 = current + 4 previous words); by default the
             corpus's ``default_spillover`` (4 for Natural Stories' self-paced reading).
+        control_tokens: ``False``, ``True`` or ``"both"``, as for :class:`PPPMonitor`. The paired
+            decline since the best checkpoint and rise before it (``ppp/decline_since_best``, …)
+            are computed as online, so ``phasewatch report`` decides the peak alike.
         watch: detector settings per key, as for :class:`TransitionMonitor` (the training loss is
             not available offline).
         out_dir: where to write ``phasewatch_history.jsonl`` (then ``phasewatch report out_dir``).
@@ -118,7 +124,12 @@ def analyze_checkpoints(
 
     corpus_obj = load(corpus, data_dir=data_dir) if isinstance(corpus, str) else corpus
     spillover = corpus_obj.default_spillover if spillover is None else spillover
-    ppp_measure = PPPMeasure(corpus_obj, spillover=spillover, folds=folds) if ppp else None
+    ppp_measure = None
+    if ppp:
+        ppp_measure = PPPMeasure(
+            corpus_obj, spillover=spillover, folds=folds, control_tokens=control_tokens
+        )
+    paired_test = PairedPeakTest()
     dependencies = load_dependencies(data_dir=data_dir) if syntactic else None
     head_measure = HeadMeasure(
         corpus=corpus_obj, dependencies=dependencies, syntactic_stories=2 if syntactic else 0
@@ -131,7 +142,7 @@ def analyze_checkpoints(
 
     watch = {k: v for k, v in (DEFAULT_WATCH if watch is None else watch).items() if k != LOSS_KEY}
     detectors = {key: TransitionDetector(key, **params) for key, params in watch.items()}
-    peak = PeakTracker("ppp/delta_ll")
+    peak = PeakTracker(keys.PPP_DELTA_LL)
     rows, records = [], []
     if tokenizer is None and tokenizer_path is not None:
         tokenizer = load_tokenizer(tokenizer_path)
@@ -146,7 +157,9 @@ def analyze_checkpoints(
         if ppp_measure is not None:
             if tok is None:
                 raise ValueError(f"no tokenizer for {path}: pass `tokenizer=` or `tokenizer_path=`")
-            scalars.update(ppp_measure.measure(probe, tok)[0])
+            ppp_scalars, results = ppp_measure.measure(probe, tok)
+            scalars.update(ppp_scalars)
+            scalars.update(paired_test.update(step, results)[0])
         tokens = tokens if tokens is not None else step
         rows.append({"checkpoint": str(path), "step": step, "tokens": tokens, **scalars})
         records.append({"kind": "measurement", "step": step, "tokens": tokens, "values": scalars})
@@ -161,8 +174,19 @@ def analyze_checkpoints(
         for key, detector in detectors.items():
             if key in scalars:
                 detector.update(step, scalars[key], tokens=tokens)
-        if "ppp/delta_ll" in scalars:
-            peak.update(step, scalars["ppp/delta_ll"], tokens=tokens)
+        if keys.PPP_DELTA_LL in scalars:
+            decline, decline_se, rise, rise_se = (
+                scalars[k] for k in keys.PAIRED_KEYS[keys.PPP_DELTA_LL]
+            )
+            peak.update(
+                step,
+                scalars[keys.PPP_DELTA_LL],
+                tokens=tokens,
+                decline=decline,
+                decline_se=decline_se,
+                rise=rise,
+                rise_se=rise_se,
+            )
     transitions = [e for d in detectors.values() for e in d.events]
     records += [{"kind": "transition", **e.to_dict()} for e in transitions]
     history_path = None
@@ -176,7 +200,8 @@ def analyze_checkpoints(
             "corpus": corpus_obj.name,
             "spillover": spillover,
             "folds": folds,
-            "baseline": ["length", "log_freq"],
+            "baseline": list(ppp_measure.baseline) if ppp_measure else ["length", "log_freq"],
+            "control_tokens": control_tokens,
         }
         with open(history_path, "w", encoding="utf-8") as f:
             for record in [config, *records]:

@@ -28,6 +28,9 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+_CONTROL_TOKENS = {"none": False, "add": True, "both": "both"}
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from phasewatch.analyze import analyze_checkpoints
 
@@ -37,6 +40,7 @@ def _analyze(args: argparse.Namespace) -> int:
         tokenizer_path=args.tokenizer,
         out_dir=args.out,
         syntactic=not args.no_syntactic,
+        control_tokens=_CONTROL_TOKENS[args.control_tokens],
     )
     print(result)
     return 0
@@ -73,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--tokenizer", default=None, help="tokenizer.json or tokenizer dir")
     analyze.add_argument("--out", default="phasewatch_analysis", help="where history/report go")
     analyze.add_argument("--no-syntactic", action="store_true", help="skip the syntactic score")
+    analyze.add_argument(
+        "--control-tokens",
+        choices=sorted(_CONTROL_TOKENS),
+        default="none",
+        help="tokens per word in the PPP baseline: none, add, or both curves (default none)",
+    )
     analyze.set_defaults(func=_analyze)
 
     demo = sub.add_parser("demo", help="train a tiny GPT-2 with every callback (CPU, minutes)")

@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning_helpers import TinyLM, token_loader
 
+from phasewatch import keys
 from phasewatch.analyze import analyze_checkpoints
 from phasewatch.callbacks import PPPMonitor
 from phasewatch.cli import main as cli_main
@@ -56,12 +57,16 @@ def test_offline_analysis_of_checkpoints_matches_the_online_monitor(
     assert list(result.table["tokens"]) == [3 * 8 * 64, 6 * 8 * 64]
     online_ppp = [row[2] for row in online.history["ppp/delta_ll"]]
     assert list(result.table["ppp/delta_ll"]) == pytest.approx(online_ppp, abs=1e-12)
+    for key in keys.PAIRED_KEYS[keys.PPP_DELTA_LL]:  # the paired peak test, offline = online
+        online_values = [row[2] for row in online.history[key]]
+        assert list(result.table[key]) == pytest.approx(online_values, abs=1e-12), key
     history = load_history(tmp_path / "offline")
     assert list(history.series["ppp/delta_ll"]["step"]) == [3, 6]
     assert len(history.heads) == 2 and history.heads[0][2]["induction"].shape == (2, 2)
 
 
-def _write_history(path, ppp, se=0.002, transition_at=None):
+def _write_history(path, ppp, se=0.002, transition_at=None, final_paired=None):
+    """A run's history; ``final_paired`` = (decline, decline SE, rise, rise SE) of the last one."""
     records = [
         {
             "kind": "config",
@@ -74,18 +79,17 @@ def _write_history(path, ppp, se=0.002, transition_at=None):
     ]
     for i, value in enumerate(ppp):
         step = 100 * i
+        values = {
+            keys.PPP_DELTA_LL: value,
+            keys.PPP_DELTA_LL_SE: se,
+            keys.HEADS_INDUCTION_MAX: 0.9 if i >= 3 else 0.01,
+            keys.LOSS: 5.0 - 0.1 * i,
+        }
+        if final_paired is not None:
+            paired = final_paired if i == len(ppp) - 1 else (0.0, 0.0, 0.0, 0.0)
+            values.update(zip(keys.PAIRED_KEYS[keys.PPP_DELTA_LL], paired, strict=True))
         records.append(
-            {
-                "kind": "measurement",
-                "step": step,
-                "tokens": 1000 * step,
-                "values": {
-                    "ppp/delta_ll": value,
-                    "ppp/delta_ll_se": se,
-                    "heads/induction_max": 0.9 if i >= 3 else 0.01,
-                    "loss": 5.0 - 0.1 * i,
-                },
-            }
+            {"kind": "measurement", "step": step, "tokens": 1000 * step, "values": values}
         )
         records.append(
             {
@@ -117,25 +121,50 @@ def _write_history(path, ppp, se=0.002, transition_at=None):
     (path / HISTORY_FILE).write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
 
-def test_summary_reports_a_peak_only_when_ppp_declines_by_more_than_one_se(tmp_path):
-    _write_history(tmp_path / "peaked", [0.01, 0.02, 0.03, 0.02, 0.015], transition_at=300)
+def test_summary_calls_a_peak_only_on_a_significant_paired_decline_after_a_rise(tmp_path):
+    curve = [0.01, 0.02, 0.03, 0.02, 0.015]
+    _write_history(
+        tmp_path / "peaked", curve, transition_at=300, final_paired=(0.015, 0.003, 0.02, 0.002)
+    )
     summary = summarize_run(load_history(tmp_path / "peaked"))
     assert summary.ppp_peaked and summary.ppp_max.step == 200
     assert summary.ppp_final.delta_ll == pytest.approx(0.015)
-    assert "peak:  +0.0300 ± 0.0020 nats/word at step 200 (200,000 tokens)" in str(summary)
-    assert "at step 300" in str(summary)
+    text = str(summary)
+    assert "highest: +0.0300 ± 0.0020 nats/word at step 200 (200,000 tokens)" in text
+    assert "PPP peaked at step 200" in text and "z = 5.0" in text and "at step 300" in text
 
-    _write_history(tmp_path / "rising", [0.01, 0.02, 0.03, 0.029, 0.0295])
+    # the same curve, but the decline is within the paired noise: no peak, and it says why
+    _write_history(tmp_path / "noisy", curve, final_paired=(0.015, 0.01, 0.02, 0.002))
+    summary = summarize_run(load_history(tmp_path / "noisy"))
+    assert not summary.ppp_peaked and "decline since the highest value" in str(summary)
+    assert "below z = 2" in str(summary)
+
+    # no paired values (a history from phasewatch 0.1): the peak is not called
+    _write_history(tmp_path / "old", curve)
+    summary = summarize_run(load_history(tmp_path / "old"))
+    assert not summary.ppp_peaked and "no paired test" in str(summary)
+
+
+def test_summary_never_calls_the_first_or_last_evaluation_a_peak(tmp_path):
+    _write_history(tmp_path / "init", [0.03, 0.02, 0.01, 0.01], final_paired=(0.02, 0.001, 0, 0))
+    summary = summarize_run(load_history(tmp_path / "init"))
+    assert not summary.ppp_peaked and "the highest value is the first one" in str(summary)
+    _write_history(tmp_path / "rising", [0.01, 0.02, 0.03], final_paired=(0, 0, 0.02, 0.001))
     summary = summarize_run(load_history(tmp_path / "rising"))
-    assert not summary.ppp_peaked
-    assert "no PPP peak" in str(summary) and "transition: none detected" in str(summary)
+    assert not summary.ppp_peaked and "still rising" in str(summary)
+    assert "transition: none detected" in str(summary)
 
 
 def test_report_command_writes_png_and_html(tmp_path, capsys):
-    _write_history(tmp_path / "run", [0.01, 0.02, 0.03, 0.02, 0.015], transition_at=300)
+    _write_history(
+        tmp_path / "run",
+        [0.01, 0.02, 0.03, 0.02, 0.015],
+        transition_at=300,
+        final_paired=(0.015, 0.003, 0.02, 0.002),
+    )
     assert cli_main(["report", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "peak:" in out and "report.png" in out
+    assert "PPP peaked at step 200" in out and "report.png" in out
     png = (tmp_path / "run" / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     assert (

@@ -125,7 +125,7 @@ def test_no_peak_before_min_steps_or_min_tokens():
     assert [e.kind for e in by_steps if e.kind == "confirmed"] == ["confirmed"]
     tracker = PeakTracker("m", patience=1, min_tokens=7_000)  # tokens = 100 × step here
     events = _feed(tracker, rows)
-    assert [e for e in events if e.kind == "confirmed"][0].evaluations_since == 6  # at step 70
+    assert next(e for e in events if e.kind == "confirmed").evaluations_since == 6  # at step 70
     tracker = PeakTracker("m", patience=1, min_steps=1_000)
     _feed(tracker, rows)
     assert "more training" in tracker.waiting_for

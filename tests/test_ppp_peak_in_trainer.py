@@ -1,4 +1,4 @@
-"""The real PPPMonitor and PeakMonitor in a Trainer: the paired test, both PPP curves, old states."""
+"""Real PPPMonitor and PeakMonitor in a Trainer: the paired test, both PPP curves, old states."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from phasewatch.models import as_probe_model
 
 
 class WeightsAtMeasurements(MeasurementListener, Callback):
-    """Keeps a copy of the model each time PPP is measured: the independent recomputation's input."""
+    """A copy of the model at each PPP measurement: the independent recomputation's input."""
 
     def __init__(self):
         self.models = {}

@@ -12,6 +12,7 @@ from phasewatch import keys
 from phasewatch.callbacks import _logging
 from phasewatch.callbacks.base import MeasurementListener, count_tokens
 from phasewatch.detect import PeakEvent, PeakTracker
+from phasewatch.detect.peak import DEFAULT_MIN_Z
 
 log = logging.getLogger("phasewatch")
 
@@ -68,7 +69,7 @@ class PeakMonitor(MeasurementListener, Callback):
         min_delta: float = 0.0,
         patience: int = 5,
         smoothing: int = 1,
-        min_z: float = 2.0,
+        min_z: float = DEFAULT_MIN_Z,
         min_steps: int = 1000,
         min_tokens: int = 0,
         require_rise: bool = True,

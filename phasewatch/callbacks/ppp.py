@@ -11,7 +11,7 @@ from phasewatch import keys
 from phasewatch.callbacks._resolve import resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor, log
 from phasewatch.corpora import ReadingTimeCorpus, load
-from phasewatch.measures.paired import BestSoFar
+from phasewatch.measures.paired import PairedPeakTest
 from phasewatch.measures.snapshot import PPP_KEYS, PPP_TOKCTRL_KEYS, PPPMeasure
 
 #: Version of this monitor's saved state. 1 (phasewatch 0.1): ``spillover`` counted the current
@@ -47,8 +47,9 @@ class PPPMonitor(PhasewatchMonitor):
         corpus: name of a bundled corpus (default ``"naturalstories"``) or a ``ReadingTimeCorpus``.
         data_dir: where the corpus files are (default ``$PHASEWATCH_DATA``, else the user cache).
         spillover: previous words whose predictors enter the regression besides the current
-            word's (default 4 = current + 4 previous words, the paper's choice for self-paced
-            reading; 2 for eye-tracking). Before phasewatch 0.2 it counted the current word.
+            word's: 4 = current + 4 previous words, the paper's choice for self-paced reading; 2
+            for eye tracking. Default: the corpus's ``default_spillover`` (4 for the bundled
+            Natural Stories). Before phasewatch 0.2 it counted the current word.
         folds: cross-validation folds.
         control_tokens: ``False``; ``True`` adds subword tokens per word (and lags) to the
             baseline of ``ppp/delta_ll``; ``"both"`` logs ``ppp/delta_ll`` without and
@@ -70,7 +71,7 @@ class PPPMonitor(PhasewatchMonitor):
         corpus: Any = "naturalstories",
         *,
         data_dir: str | None = None,
-        spillover: int = 4,
+        spillover: int | None = None,
         folds: int = 10,
         control_tokens: bool | str = False,
         whitespace_correction: bool = False,
@@ -94,6 +95,8 @@ class PPPMonitor(PhasewatchMonitor):
             on_validation=on_validation,
             strict=strict,
         )
+        if spillover is None:
+            spillover = corpus.default_spillover if isinstance(corpus, ReadingTimeCorpus) else 4
         if isinstance(spillover, bool) or not isinstance(spillover, int) or spillover < 0:
             raise ValueError(
                 f"`spillover` must be an int >= 0 (previous words besides the current one; 4 = "
@@ -124,7 +127,7 @@ class PPPMonitor(PhasewatchMonitor):
         self._measure: PPPMeasure | None = None
         self.last_result = None
         # rank zero's per-word ΔLL of the first and best evaluation, per ΔLL series
-        self._best = {series: BestSoFar() for series in self.series}
+        self._paired = PairedPeakTest()
         self.produces = (
             *PPP_KEYS,
             *(PPP_TOKCTRL_KEYS if control_tokens == "both" else ()),
@@ -191,24 +194,8 @@ class PPPMonitor(PhasewatchMonitor):
         )
         scalars, results = self._measure.measure(probe, tokenizer)
         self.last_result = results[keys.PPP_DELTA_LL]
-        paired = {}
-        for series, result in results.items():
-            comparison = self._best[series].update(trainer.global_step, result.per_word)
-            paired[series] = {
-                "decline": comparison.decline.mean,
-                "decline_se": comparison.decline.se,
-                "rise": comparison.rise.mean,
-                "rise_se": comparison.rise.se,
-                "best_step": comparison.best_step,
-            }
-            names = keys.PAIRED_KEYS[series]
-            values = (
-                comparison.decline.mean,
-                comparison.decline.se,
-                comparison.rise.mean,
-                comparison.rise.se,
-            )
-            scalars.update(zip(names, values, strict=True))
+        paired_scalars, paired = self._paired.update(trainer.global_step, results)
+        scalars.update(paired_scalars)
         return scalars, {"paired": paired}
 
     # -- state -------------------------------------------------------------------------------------
@@ -217,14 +204,12 @@ class PPPMonitor(PhasewatchMonitor):
         state = super().state_dict()
         state["format_version"] = STATE_FORMAT
         state["spillover_previous"] = self.spillover
-        state["best"] = {series: best.state_dict() for series, best in self._best.items()}
+        state["best"] = self._paired.state_dict()
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
-        for series, best in state_dict.get("best", {}).items():
-            if series in self._best:
-                self._best[series].load_state_dict(best)
+        self._paired.load_state_dict(state_dict.get("best", {}))
 
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint) -> None:
         """Convert a state saved by phasewatch 0.1, whose ``spillover`` counted the current word."""

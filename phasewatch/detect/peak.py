@@ -9,6 +9,8 @@ from phasewatch.detect.events import PeakEvent, z_score
 
 _MODES = ("max", "min")
 _STATE_VERSION = 2
+#: Threshold of the paired peak tests, in standard errors (one-sided p ≈ 0.023 per test).
+DEFAULT_MIN_Z = 2.0
 
 
 class PeakTracker:
@@ -50,7 +52,7 @@ class PeakTracker:
         min_delta: float = 0.0,
         patience: int = 5,
         smoothing: int = 1,
-        min_z: float = 2.0,
+        min_z: float = DEFAULT_MIN_Z,
         min_steps: int = 0,
         min_tokens: int = 0,
         require_rise: bool = True,

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from phasewatch import keys
+from phasewatch.detect.events import z_score
+
 
 @dataclass(frozen=True)
 class PairedDifference:
@@ -32,9 +35,7 @@ class PairedDifference:
     @property
     def z(self) -> float:
         """``mean / se``; ±inf when the SE is 0 and the mean is not, 0 when both are."""
-        if self.se > 0:
-            return self.mean / self.se
-        return 0.0 if self.mean == 0 else math.copysign(math.inf, self.mean)
+        return z_score(self.mean, self.se)
 
     def __str__(self) -> str:
         return (
@@ -126,3 +127,41 @@ class BestSoFar:
         self.first, self.best = series(state["first"]), series(state["best"])
         self.best_mean = float(state["best_mean"])
         self.best_step = state["best_step"]
+
+
+class PairedPeakTest:
+    """:class:`BestSoFar` for each ΔLL series of a PPP measurement; the scalars it yields.
+
+    ``update(step, results)`` takes :meth:`PPPMeasure.measure`'s results (series key →
+    :class:`PPPResult` with ``per_word``) and returns the paired scalars of
+    :data:`phasewatch.keys.PAIRED_KEYS` (decline since the best and rise before it, ± SE,
+    nats/word) and, per series, the same numbers with the best's step. Used by
+    :class:`~phasewatch.callbacks.PPPMonitor` online and by :func:`phasewatch.analyze` offline.
+    """
+
+    def __init__(self) -> None:
+        self.trackers: dict[str, BestSoFar] = {}
+
+    def update(self, step: int, results: dict) -> tuple[dict[str, float], dict[str, dict]]:
+        scalars, paired = {}, {}
+        for series, result in results.items():
+            comparison = self.trackers.setdefault(series, BestSoFar()).update(step, result.per_word)
+            numbers = (
+                comparison.decline.mean,
+                comparison.decline.se,
+                comparison.rise.mean,
+                comparison.rise.se,
+            )
+            scalars.update(zip(keys.PAIRED_KEYS[series], numbers, strict=True))
+            paired[series] = dict(
+                zip(("decline", "decline_se", "rise", "rise_se"), numbers, strict=True),
+                best_step=comparison.best_step,
+            )
+        return scalars, paired
+
+    def state_dict(self) -> dict:
+        return {series: tracker.state_dict() for series, tracker in self.trackers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for series, tracker_state in state.items():
+            self.trackers.setdefault(series, BestSoFar()).load_state_dict(tracker_state)

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from phasewatch import keys
 from phasewatch.detect import TransitionEvent
+from phasewatch.detect.events import z_score
+from phasewatch.detect.peak import DEFAULT_MIN_Z
 from phasewatch.report.history import RunHistory
 
-PPP_KEY, PPP_SE_KEY = "ppp/delta_ll", "ppp/delta_ll_se"
+PPP_KEY, PPP_SE_KEY = keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_SE
+_SE_KEYS = {
+    keys.PPP_DELTA_LL: keys.PPP_DELTA_LL_SE,
+    keys.PPP_DELTA_LL_TOKCTRL: keys.PPP_DELTA_LL_TOKCTRL_SE,
+}
+_LABELS = {
+    keys.PPP_DELTA_LL: "PPP",
+    keys.PPP_DELTA_LL_TOKCTRL: "PPP, tokens per word controlled",
+}
 
 
 @dataclass(frozen=True)
@@ -27,22 +38,79 @@ class PPPPoint:
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    """Transitions and the PPP curve's landmarks.
+class PairedValue:
+    """A paired difference of per-word ΔLL between two evaluations: ``mean`` ± ``se`` nats/word."""
 
-    ``ppp_peaked`` is True only when PPP rose to its highest value (not at the first evaluation),
-    that value came before the last evaluation, and the final PPP lies more than one SE (of the
-    peak value) below it: a rise, then a fall. Otherwise the run shows no PPP peak, and
-    :meth:`lines` says which part is missing.
+    mean: float
+    se: float
+
+    @property
+    def z(self) -> float:
+        return z_score(self.mean, self.se)
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4f} ± {self.se:.4f} nats/word (paired, z = {self.z:.1f})"
+
+
+@dataclass(frozen=True)
+class PPPCurve:
+    """One ΔLL series of a run: its first, highest and final evaluations and the peak verdict.
+
+    ``peaked`` is True only when, at the final evaluation, the paired decline since the highest
+    evaluation and the paired rise of the highest over the first both reach ``min_z`` standard
+    errors (:mod:`phasewatch.measures.paired`; word by word on fixed folds). ``verdict`` says in
+    words what was found or what is missing.
+    """
+
+    key: str
+    first: PPPPoint
+    best: PPPPoint
+    final: PPPPoint
+    decline: PairedValue | None
+    rise: PairedValue | None
+    min_z: float
+    peaked: bool
+    verdict: str
+
+    def lines(self) -> list[str]:
+        label = _LABELS.get(self.key, self.key)
+        out = [f"  {label}:", f"    first:   {self.first}", f"    highest: {self.best}"]
+        out.append(f"    final:   {self.final}")
+        out.append(f"    {self.verdict}")
+        return out
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Transitions and the PPP curves' landmarks (``curves``: one per logged ΔLL series).
+
+    ``ppp_first`` / ``ppp_max`` / ``ppp_final`` / ``ppp_peaked`` are those of ``ppp/delta_ll``.
     """
 
     transitions: tuple[TransitionEvent, ...]
-    ppp_max: PPPPoint | None
-    ppp_final: PPPPoint | None
-    ppp_first: PPPPoint | None
-    ppp_peaked: bool
+    curves: tuple[PPPCurve, ...]
     evaluations: int
     config: dict
+
+    @property
+    def _main(self) -> PPPCurve | None:
+        return next((c for c in self.curves if c.key == keys.PPP_DELTA_LL), None)
+
+    @property
+    def ppp_first(self) -> PPPPoint | None:
+        return self._main.first if self._main else None
+
+    @property
+    def ppp_max(self) -> PPPPoint | None:
+        return self._main.best if self._main else None
+
+    @property
+    def ppp_final(self) -> PPPPoint | None:
+        return self._main.final if self._main else None
+
+    @property
+    def ppp_peaked(self) -> bool:
+        return bool(self._main and self._main.peaked)
 
     def lines(self) -> list[str]:
         out = []
@@ -52,30 +120,18 @@ class RunSummary:
         else:
             out.append("transition: none detected in the watched series")
         cfg = self.config
-        if self.ppp_max is None:
+        if not self.curves:
             out.append("PPP: not measured")
             return out
         out.append(
             "PPP = ΔLL of reading times from adding surprisal (held-out, "
             f"{cfg.get('folds', '?')}-fold CV, {_spillover_words(cfg.get('spillover'))}, baseline "
-            f"{' + '.join(cfg.get('baseline', ['length', 'log_freq']))}; "
+            f"{' + '.join(cfg.get('baseline', ['length', 'log_freq']))}"
+            f"{' (+ tokens per word for the controlled curve)' if len(self.curves) > 1 else ''}; "
             f"{cfg.get('corpus', 'corpus')}, {self.evaluations} evaluations)"
         )
-        out.append(f"  first: {self.ppp_first}")
-        if self.ppp_peaked:
-            out.append(f"  peak:  {self.ppp_max}")
-        elif self.ppp_max.step == self.ppp_first.step:
-            out.append(
-                f"  no PPP peak: the highest value is the first one, {self.ppp_max}; PPP never "
-                "rose above its value at the first evaluation (at random init, surprisal tracks "
-                "subword tokens per word; see docs/ppp.md on control_tokens)"
-            )
-        else:
-            out.append(
-                f"  no PPP peak: the highest value, {self.ppp_max}, is not followed by a decline "
-                "of more than 1 SE"
-            )
-        out.append(f"  final: {self.ppp_final}")
+        for curve in self.curves:
+            out.extend(curve.lines())
         return out
 
     def __str__(self) -> str:
@@ -83,18 +139,35 @@ class RunSummary:
 
 
 def summarize_run(
-    history: RunHistory, transition_metrics: tuple[str, ...] | None = None
+    history: RunHistory,
+    transition_metrics: tuple[str, ...] | None = None,
+    *,
+    min_z: float = DEFAULT_MIN_Z,
 ) -> RunSummary:
-    """Summarize a run's history; ``transition_metrics`` restricts which events are reported."""
+    """Summarize a run's history; ``transition_metrics`` restricts which events are reported.
+
+    ``min_z``: threshold of the paired tests that call a PPP peak (default 2.0 standard errors).
+    """
     events = tuple(
         e
         for e in history.transitions
         if transition_metrics is None or e.metric in transition_metrics
     )
-    ppp, se = history.get(PPP_KEY), history.get(PPP_SE_KEY)
     config = next((c for c in history.configs if c.get("monitor") == "PPPMonitor"), {})
+    curves = tuple(
+        curve
+        for key in (keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_TOKCTRL)
+        if (curve := _curve(history, key, min_z)) is not None
+    )
+    ppp = history.get(PPP_KEY)
+    return RunSummary(events, curves, 0 if ppp is None else len(ppp), config)
+
+
+def _curve(history: RunHistory, key: str, min_z: float) -> PPPCurve | None:
+    ppp = history.get(key)
     if ppp is None:
-        return RunSummary(events, None, None, None, False, 0, config)
+        return None
+    se = history.get(_SE_KEYS[key])
     se_by_step = dict(zip(se["step"], se["value"], strict=True)) if se is not None else {}
 
     def point(i: int) -> PPPPoint:
@@ -106,8 +179,53 @@ def summarize_run(
 
     best = int(ppp["value"].to_numpy().argmax())
     first, top, final = point(0), point(best), point(len(ppp) - 1)
-    peaked = 0 < best < len(ppp) - 1 and final.delta_ll < top.delta_ll - top.se
-    return RunSummary(events, top, final, first, bool(peaked), len(ppp), config)
+    decline_key, decline_se_key, rise_key, rise_se_key = keys.PAIRED_KEYS[key]
+    decline = _last_paired(history, decline_key, decline_se_key, final.step)
+    rise = _last_paired(history, rise_key, rise_se_key, final.step)
+    peaked, verdict = _verdict(first, top, final, decline, rise, min_z)
+    return PPPCurve(key, first, top, final, decline, rise, min_z, peaked, verdict)
+
+
+def _last_paired(history: RunHistory, key: str, se_key: str, step: int) -> PairedValue | None:
+    """The paired value logged at ``step`` (the final evaluation), or None if not logged."""
+    values, ses = history.get(key), history.get(se_key)
+    if values is None or ses is None:
+        return None
+    value = values[values["step"] == step]["value"]
+    se = ses[ses["step"] == step]["value"]
+    if value.empty or se.empty:
+        return None
+    return PairedValue(float(value.iloc[-1]), float(se.iloc[-1]))
+
+
+def _verdict(first, top, final, decline, rise, min_z) -> tuple[bool, str]:
+    """(peaked, the reason in words), from the paired tests at the final evaluation."""
+    if top.step == first.step:
+        return False, (
+            "no PPP peak: the highest value is the first one; PPP never rose above its value at "
+            "the first evaluation (at random init, surprisal tracks subword tokens per word; see "
+            "docs/ppp.md on control_tokens)"
+        )
+    if top.step == final.step:
+        return False, "no PPP peak: the highest value is the last one (still rising)"
+    if decline is None or rise is None:
+        return False, (
+            "no PPP peak called: this history has no paired test (recorded before phasewatch 0.2 "
+            "or without PPPMonitor); the decline cannot be tested"
+        )
+    if rise.z < min_z:
+        return (
+            False,
+            f"no PPP peak: the rise before the highest value, {rise}, is below z = {min_z:g}",
+        )
+    if decline.z < min_z:
+        return False, (
+            f"no PPP peak: the decline since the highest value, {decline}, is below z = {min_z:g}"
+        )
+    return True, (
+        f"PPP peaked at step {top.step}: rise before it {rise}, decline after it to the final "
+        f"evaluation {decline} (both >= z = {min_z:g})"
+    )
 
 
 def _spillover_words(spillover: object) -> str:
