@@ -65,7 +65,7 @@ def test_offline_analysis_of_checkpoints_matches_the_online_monitor(
     assert len(history.heads) == 2 and history.heads[0][2]["induction"].shape == (2, 2)
 
 
-def _write_history(path, ppp, se=0.002, transition_at=None, final_paired=None):
+def _write_history(path, ppp, se=0.002, transition_at=None, final_paired=None, tokctrl=None):
     """A run's history; ``final_paired`` = (decline, decline SE, rise, rise SE) of the last one."""
     records = [
         {
@@ -85,6 +85,9 @@ def _write_history(path, ppp, se=0.002, transition_at=None, final_paired=None):
             keys.HEADS_INDUCTION_MAX: 0.9 if i >= 3 else 0.01,
             keys.LOSS: 5.0 - 0.1 * i,
         }
+        if tokctrl is not None:
+            values[keys.PPP_DELTA_LL_TOKCTRL] = tokctrl[i]
+            values[keys.PPP_DELTA_LL_TOKCTRL_SE] = se
         if final_paired is not None:
             paired = final_paired if i == len(ppp) - 1 else (0.0, 0.0, 0.0, 0.0)
             values.update(zip(keys.PAIRED_KEYS[keys.PPP_DELTA_LL], paired, strict=True))
@@ -153,6 +156,18 @@ def test_summary_never_calls_the_first_or_last_evaluation_a_peak(tmp_path):
     summary = summarize_run(load_history(tmp_path / "rising"))
     assert not summary.ppp_peaked and "still rising" in str(summary)
     assert "transition: none detected" in str(summary)
+
+
+def test_summary_and_report_show_the_tokens_per_word_controlled_curve(tmp_path, capsys):
+    _write_history(tmp_path / "both", [0.02, 0.03, 0.025], tokctrl=[0.001, 0.012, 0.011])
+    summary = summarize_run(load_history(tmp_path / "both"))
+    assert [c.key for c in summary.curves] == [keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_TOKCTRL]
+    text = str(summary)
+    assert "PPP, tokens per word controlled:" in text
+    assert "first:   +0.0010 ± 0.0020 nats/word at step 0" in text
+    assert "(+ tokens per word for the controlled curve)" in text
+    assert cli_main(["report", str(tmp_path / "both")]) == 0
+    assert "tokens per word controlled" in capsys.readouterr().out
 
 
 def test_report_command_writes_png_and_html(tmp_path, capsys):
