@@ -1,13 +1,19 @@
-"""Induction, previous-token and duplicate-token scores: analytic, planted, cross-backend."""
+"""Induction, previous-token and duplicate-token scores: analytic, planted, cross-backend; the
+head-kinds table they are read from."""
 
 from __future__ import annotations
 
+import ast
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
 from tiny_models import tiny_gpt2, tiny_llama, tiny_neox
 
+import phasewatch
+from phasewatch import head_kinds, keys
+from phasewatch.head_kinds import HEAD_KINDS, REPEATED_TOKENS, HeadKind
 from phasewatch.measures.attention import HeadSummary, summarize
 from phasewatch.measures.head_scores import all_head_scores, head_scores, repeated_token_probe
 from phasewatch.measures.metrics import HEAD_SCORE_KINDS, HeadScore
@@ -164,9 +170,11 @@ def test_metric_accumulated_over_two_half_batches_equals_one_full_batch():
 def test_validation_messages_name_the_argument():
     model = gpt2()
     with pytest.raises(
-        ValueError, match="`kind` can be induction, previous_token, duplicate_token"
+        ValueError, match="unknown head kind 'copying': the kinds are induction, previous_token"
     ):
         head_scores(model, "copying")
+    with pytest.raises(ValueError, match="use syntactic_scores for 'syntactic'"):
+        head_scores(model, "syntactic")
     with pytest.raises(ValueError, match=r"max_length=64; use seq_len <= 31"):
         all_head_scores(gpt2(n_positions=64), seq_len=32, bos_token_id=0)
     with pytest.raises(ValueError, match="exceeds the model's vocab_size=64"):
@@ -220,3 +228,88 @@ def test_plain_functions_measure_on_one_rank_without_waiting_for_the_others(tmp_
         join=True,
     )
     assert results.get() == pytest.approx(uniform_score(10, prefix=0), abs=1e-6)
+
+
+def random_probe_attentions(seq_len: int, prefix: int, batch: int = 4) -> list[torch.Tensor]:
+    """Two layers of causal softmax attention [batch, 3 heads, T, T] with random logits."""
+    generator = torch.Generator().manual_seed(1)
+    tokens = prefix + 2 * seq_len
+    causal = torch.ones(tokens, tokens, dtype=torch.bool).tril()
+    logits = torch.randn(2, batch, 3, tokens, tokens, generator=generator)
+    return list(logits.masked_fill(~causal, float("-inf")).softmax(-1))
+
+
+TWO_BACK = HeadKind(
+    "two_back",
+    f"{keys.HEADS_PREFIX}/two_back_max",
+    "two-back score",
+    REPEATED_TOKENS,
+    offset=(0, -2),
+    description="the token two before",
+)
+
+
+def test_a_kind_added_to_the_table_is_measured_with_its_own_offset(monkeypatch):
+    monkeypatch.setitem(HEAD_KINDS, TWO_BACK.name, TWO_BACK)
+    seq_len, prefix = 6, 1
+    attentions = random_probe_attentions(seq_len, prefix)
+    metric = HeadScore("two_back", 2, 3, seq_len=seq_len, prefix_length=prefix)
+    metric.update(attentions)
+    # independent: a loop over the second repeat's queries, reading A[s, s - 2]
+    expected = torch.zeros(2, 3)
+    for layer, attention in enumerate(attentions):
+        for s in range(prefix + seq_len, prefix + 2 * seq_len):
+            expected[layer] += attention[:, :, s, s - 2].mean(0) / seq_len
+    torch.testing.assert_close(metric.compute(), expected)
+    for other in ("induction", "previous_token", "duplicate_token"):  # not another kind's rule
+        previous = HeadScore(other, 2, 3, seq_len=seq_len, prefix_length=prefix)
+        previous.update(attentions)
+        assert not torch.allclose(previous.compute(), expected)
+    # every consumer reads the table: the one-pass function, the logged keys, the report series
+    scores = all_head_scores(gpt2(), seq_len=8, batch_size=2)
+    assert set(scores) == {"induction", "previous_token", "duplicate_token", "two_back"}
+    assert head_kinds.score_keys()["two_back"] == TWO_BACK.key
+    assert head_kinds.head_series()[TWO_BACK.key] == "two-back score"
+
+
+def test_unknown_or_malformed_kinds_are_clear_errors(monkeypatch):
+    with pytest.raises(ValueError, match=r"unknown head kind 'two_back'.*one row of"):
+        HeadScore("two_back", 1, 1, seq_len=5)
+    with pytest.raises(ValueError, match="'syntactic' is not read off the repeated-token probe"):
+        HeadScore("syntactic", 1, 1, seq_len=5)
+    with pytest.raises(ValueError, match="needs `offset=\\(a, b\\)`"):
+        HeadKind("two_back", TWO_BACK.key, "t", REPEATED_TOKENS)
+    with pytest.raises(ValueError, match="`probe` can be repeated_tokens, dependency_arcs"):
+        HeadKind("two_back", TWO_BACK.key, "t", "random_text", offset=(0, -2))
+    with pytest.raises(ValueError, match="has no key offset"):
+        HEAD_KINDS["syntactic"].key_offset(10)
+    ahead = HeadKind("ahead", TWO_BACK.key, "t", REPEATED_TOKENS, offset=(0, 1))
+    monkeypatch.setitem(HEAD_KINDS, "ahead", ahead)
+    with pytest.raises(ValueError, match="key\\(s\\) - s = 1 points outside"):
+        HeadScore("ahead", 1, 1, seq_len=5)
+
+
+def test_table_offsets_are_the_documented_keys_and_every_key_is_a_keys_constant():
+    n = 50
+    offsets = {k.name: k.key_offset(n) for k in HEAD_KINDS.values() if k.offset is not None}
+    assert offsets == {"induction": 1 - n, "previous_token": -1, "duplicate_token": -n}
+    constants = {v for k, v in vars(keys).items() if k.isupper() and isinstance(v, str)}
+    row_keys = [k.key for k in HEAD_KINDS.values()]
+    assert set(row_keys) <= constants and len(set(row_keys)) == len(row_keys)
+    assert keys.HEADS_SAS in head_kinds.head_series() and keys.HEADS_SAS in constants
+    titles = list(head_kinds.head_series().values())
+    assert len(set(titles)) == len(titles)
+
+
+def test_no_head_or_attention_key_is_typed_outside_keys_py():
+    package = Path(phasewatch.__file__).parent
+    typed = []
+    for path in package.rglob("*.py"):
+        if path.name == "keys.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            value = getattr(node, "value", None)
+            is_text = isinstance(node, ast.Constant) and isinstance(value, str)
+            if is_text and value.startswith(("heads/", "attn/")):
+                typed.append(f"{path.relative_to(package)}:{node.lineno}: {value!r}")
+    assert typed == [], "import these keys from phasewatch.keys instead"

@@ -9,9 +9,12 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from phasewatch import keys
 from phasewatch.corpora.schema import ReadingTimeCorpus
 from phasewatch.measures.metrics import SyntacticAttentionScore, predict_dependency_heads
+from phasewatch.measures.snapshot import HeadMeasure
 from phasewatch.measures.syntactic import syntactic_scores
+from phasewatch.models import as_probe_model
 
 BOS = "<bos>"
 # story, position, word, head position (0 = root), relation: a small hand-made UD-style parse
@@ -245,3 +248,124 @@ def test_missing_dependency_columns_are_named(tokenizer):
             CORPUS,
             DEPENDENCIES.drop(columns="head_position"),
         )
+
+
+def test_undirected_rule_is_one_argmax_over_row_then_column_with_self_a_candidate():
+    attention = torch.tensor(
+        [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.9, 0.1, 0.0, 0.0],
+            [0.5, 0.2, 0.3, 0.0],
+            [0.1, 0.3, 0.0, 0.6],
+        ]
+    )[None, None]
+    dependents = torch.tensor([2, 1, 0, 3])
+    heads = torch.tensor([0, 3, 1, 2])
+    predicted = predict_dependency_heads(attention, dependents, heads, rule="undirected")
+    # d=2: row (0.5, 0.2, 0.3) beats column (0.3, 0.0) → 0; d=1: row 0.9 → 0 (blind to the gold
+    # head on the right); d=0: row and column tie at 1.0 on itself → 0 (self, a miss);
+    # d=3: itself, 0.6 → 3
+    assert predicted.tolist() == [[[0, 0, 0, 3]]]
+    with pytest.raises(ValueError, match="`rule` can be directed, undirected, got 'paper'"):
+        predict_dependency_heads(attention, dependents, heads, rule="paper")
+
+
+# Two windows of hand-built word attention with known arcs (dependent, head, relation). No
+# dependent is a window's first word: its one visible key is itself, which the undirected rule
+# always picks (the weight 1.0 of a one-key row).
+WINDOW_ARCS = [
+    [(1, 2, 0), (3, 4, 0), (5, 6, 0), (2, 4, 1), (6, 4, 1), (7, 4, 2), (8, 6, 2), (9, 4, 2)],
+    [(1, 2, 0), (3, 2, 1), (4, 3, 2), (5, 3, 2), (6, 5, 1)],
+]
+# Planted heads: (layer 0, head 0) finds relation 0 by incoming attention, (1, 2) relation 2 by
+# outgoing attention, so the best head differs between relations.
+PLANTED = {0: (0, 0), 2: (1, 2)}
+
+
+def planted_word_attention(words: int, arcs, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, 3, words, words, generator=generator)
+    for d, h, r in arcs:
+        if r in PLANTED:
+            layer, head = PLANTED[r]
+            query, key = (d, h) if h < d else (h, d)
+            logits[layer, head, query, key] += 6.0
+    causal = torch.ones(words, words, dtype=torch.bool).tril()
+    return logits.masked_fill(~causal, float("-inf")).softmax(-1)
+
+
+def loop_prediction(attention: list, d: int, h: int, rule: str) -> int:
+    """The prediction rule written out: candidates in order, a strictly larger value wins."""
+    words = len(attention)
+    if rule == "undirected":
+        candidates = [(attention[d][k], k) for k in range(d + 1)]
+        candidates += [(attention[q][d], q) for q in range(d, words)]
+    elif h < d:
+        candidates = [(attention[d][k], k) for k in range(d)]
+    else:
+        candidates = [(attention[q][d], q) for q in range(d + 1, words)]
+    best_value, best_word = float("-inf"), None
+    for value, word in candidates:
+        if value > best_value:
+            best_value, best_word = value, word
+    return best_word
+
+
+def loop_scores(windows, rule: str) -> tuple[float, list[list[float]]]:
+    """SAS (best head per relation, hits pooled) and each head's accuracy, by plain loops."""
+    hits: dict[int, dict[tuple[int, int], int]] = {}
+    total = {(layer, head): 0 for layer in range(2) for head in range(3)}
+    n_arcs = 0
+    for attention, arcs in windows:
+        for d, h, r in arcs:
+            n_arcs += 1
+            for layer in range(2):
+                for head in range(3):
+                    rows = attention[layer, head].tolist()
+                    hit = int(loop_prediction(rows, d, h, rule) == h)
+                    by_head = hits.setdefault(r, {})
+                    by_head[(layer, head)] = by_head.get((layer, head), 0) + hit
+                    total[(layer, head)] += hit
+    sas = sum(max(by_head.values()) for by_head in hits.values()) / n_arcs
+    per_head = [[total[(layer, head)] / n_arcs for head in range(3)] for layer in range(2)]
+    return sas, per_head
+
+
+@pytest.mark.parametrize("rule", ["directed", "undirected"])
+def test_sas_is_the_best_head_per_relation_pooled_and_beats_the_best_single_head(rule):
+    windows = [
+        (planted_word_attention(10, WINDOW_ARCS[0], seed=0), WINDOW_ARCS[0]),
+        (planted_word_attention(7, WINDOW_ARCS[1], seed=1), WINDOW_ARCS[1]),
+    ]
+    metric = SyntacticAttentionScore(2, 3, num_relations=3, rule=rule)
+    for attention, arcs in windows:
+        dependents, heads, relations = (torch.tensor(column) for column in zip(*arcs, strict=True))
+        metric.update(attention, dependents, heads, relations)
+    values = metric.compute()
+    expected_sas, expected_per_head = loop_scores(windows, rule)
+    assert float(values["sas"]) == pytest.approx(expected_sas, abs=1e-6)
+    torch.testing.assert_close(values["per_head"], torch.tensor(expected_per_head))
+    # the planted heads find all 4 relation-0 and all 5 relation-2 arcs of the 13: SAS counts
+    # both, no single head can, so SAS exceeds the best single head by at least one arc
+    assert values["per_relation"][0, 0, 0] == 1.0 and values["per_relation"][2, 1, 2] == 1.0
+    assert float(values["sas"]) >= 9 / 13
+    assert float(values["sas"]) >= float(values["per_head"].max()) + 1 / 13 - 1e-6
+
+
+def test_heads_sas_is_logged_with_the_best_single_head_and_is_at_least_it(tokenizer):
+    hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS)
+    torch.manual_seed(1)
+    config = GPT2Config(
+        n_layer=2, n_head=4, n_embd=32, vocab_size=tokenizer.get_vocab_size(), n_positions=128
+    )
+    model = GPT2LMHeadModel(config)
+    measure = HeadMeasure(seq_len=8, probe_batch=2, corpus=CORPUS, dependencies=DEPENDENCIES)
+    scalars, per_head = measure.measure(as_probe_model(model), hf_tokenizer)
+    direct = syntactic_scores(model, hf_tokenizer, CORPUS, DEPENDENCIES, max_stories=2)
+    assert scalars[keys.HEADS_SAS] == pytest.approx(direct.sas)
+    assert scalars[keys.HEADS_SYNTACTIC_MAX] == pytest.approx(float(direct.per_head.max()))
+    assert scalars[keys.HEADS_SAS] >= scalars[keys.HEADS_SYNTACTIC_MAX]
+    # SAS from the per-relation bests: sum_r UAS_r · n_r / N
+    pooled = sum(uas * direct.arcs_per_relation[r] for r, (_, uas) in direct.per_relation.items())
+    assert direct.sas == pytest.approx(pooled / direct.n_arcs)
+    torch.testing.assert_close(per_head["syntactic"], direct.per_head)

@@ -8,12 +8,14 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule, Trainer
 
+from phasewatch import keys
 from phasewatch.callbacks import _logging
 from phasewatch.callbacks._resolve import resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor
 from phasewatch.corpora import load
 from phasewatch.corpora.naturalstories import load_dependencies
-from phasewatch.measures.snapshot import ENTROPY_KEY, SCORE_KEYS, HeadMeasure
+from phasewatch.head_kinds import head_series, score_keys
+from phasewatch.measures.snapshot import HeadMeasure
 from phasewatch.report.heatmaps import head_heatmaps
 
 
@@ -31,9 +33,11 @@ class AttentionMonitor(PhasewatchMonitor):
       on the first ``syntactic_stories`` stories (Natural Stories only).
 
     Logs ``heads/induction_max``, ``heads/prev_token_max``, ``heads/duplicate_token_max``,
-    ``heads/syntactic_max`` (max over heads, in [0, 1]), ``attn/entropy_mean`` (nats), optionally
-    ``attn/entropy/L{l}H{h}`` and ``heads/<score>/L{l}H{h}`` per head, and a heatmap figure
-    ``heads/heatmaps`` to TensorBoard. The per-head tensors also go to the run's history file.
+    ``heads/syntactic_max`` (each the max over heads, in [0, 1]; one key per row of
+    :data:`phasewatch.head_kinds.HEAD_KINDS`), ``heads/sas`` (syntactic attention score: the best
+    head per relation, hits pooled over all arcs, in [0, 1]), ``attn/entropy_mean`` (nats),
+    optionally ``attn/entropy/L{l}H{h}`` and ``heads/<kind>/L{l}H{h}`` per head, and a heatmap
+    figure ``heads/heatmaps`` to TensorBoard. The per-head tensors also go to the run's history.
 
     Args:
         seq_len, probe_batch, seed: the repeated-random-token probe (length of one repeat, batch).
@@ -49,7 +53,7 @@ class AttentionMonitor(PhasewatchMonitor):
             :class:`~phasewatch.callbacks.base.PhasewatchMonitor`.
     """
 
-    produces = (*SCORE_KEYS.values(), ENTROPY_KEY)
+    produces = (*head_series(), keys.ATTN_ENTROPY_MEAN)
 
     def __init__(
         self,
@@ -156,12 +160,16 @@ class AttentionMonitor(PhasewatchMonitor):
         scalars, per_head = self._head_measure().measure(probe, tokenizer)
         if self.per_head_scalars:
             for name, scores in per_head.items():
-                prefix = "attn/entropy" if name == "entropy" else f"heads/{name}"
+                prefix = (
+                    keys.ATTN_ENTROPY_PREFIX if name == "entropy" else f"{keys.HEADS_PREFIX}/{name}"
+                )
                 for layer in range(scores.shape[0]):
                     for head in range(scores.shape[1]):
-                        scalars[f"{prefix}/L{layer}H{head}"] = float(scores[layer, head])
+                        key = keys.per_head_key(prefix, layer, head)
+                        scalars[key] = float(scores[layer, head])
+        by_key = score_keys()
         extras = {
-            "per_head": {SCORE_KEYS[k]: v for k, v in per_head.items() if k in SCORE_KEYS},
+            "per_head": {by_key[k]: v for k, v in per_head.items() if k in by_key},
             "heads": per_head,
         }
         return scalars, extras
@@ -177,8 +185,8 @@ class AttentionMonitor(PhasewatchMonitor):
                 "per_head": {k: v.tolist() for k, v in extras["heads"].items()},
             },
         )
-        measured = len(self.history.get(SCORE_KEYS["induction"], []))  # this one included
+        measured = len(self.history.get(keys.HEADS_INDUCTION_MAX, []))  # this one included
         draw = self.heatmap_every and (measured - 1) % self.heatmap_every == 0
         if draw and _logging.tensorboard(trainer) is not None:
             figure = head_heatmaps(extras["heads"], f"step {step} ({self.tokens_seen:,} tokens)")
-            _logging.log_figure(trainer, "heads/heatmaps", figure, step)
+            _logging.log_figure(trainer, keys.HEADS_HEATMAPS, figure, step)

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from phasewatch.head_kinds import REPEATED_TOKENS, head_kind, repeated_token_kinds
 from phasewatch.measures.attention import probe_attentions
-from phasewatch.measures.metrics import HEAD_SCORE_KINDS, HeadScore
+from phasewatch.measures.metrics import HeadScore
 from phasewatch.models import as_probe_model
 
 
@@ -104,11 +105,11 @@ def all_head_scores(
     bos_token_id: int | None = None,
     probe: RepeatedTokenProbe | None = None,
 ) -> dict[str, Tensor]:
-    """Induction, previous-token and duplicate-token scores from ONE forward pass.
+    """Every repeated-token kind of :data:`phasewatch.head_kinds.HEAD_KINDS` from ONE forward pass.
 
     For every query ``s`` of the second repeat (``p + n <= s < p + 2n`` with ``n = seq_len`` and
     ``p`` = 1 with a BOS, else 0), the score of a head is the attention ``A[s, key(s)]`` averaged
-    over the batch and those ``n`` queries:
+    over the batch and those ``n`` queries, ``key(s)`` from the kind's row of the table:
 
     - ``"induction"``: ``key(s) = s - n + 1``, the token after the earlier occurrence of the
       current token (prefix matching, Olsson et al., 2022). Every query of the second repeat has
@@ -131,8 +132,8 @@ def all_head_scores(
         probe: a prebuilt :class:`RepeatedTokenProbe`; the sampling arguments are then ignored.
 
     Returns:
-        ``{"induction", "previous_token", "duplicate_token"}`` → ``Tensor[L, H]`` (float32, CPU)
-        in ``[0, 1]``.
+        kind name (``"induction"``, ``"previous_token"``, ``"duplicate_token"``, and any kind
+        added to the table) → ``Tensor[L, H]`` (float32, CPU) in ``[0, 1]``.
     """
     model = as_probe_model(model)
     if probe is not None:
@@ -157,7 +158,7 @@ def all_head_scores(
         )
     _, attentions = probe_attentions(model, probe.input_ids)
     scores = {}
-    for kind in HEAD_SCORE_KINDS:
+    for kind in repeated_token_kinds():
         metric = HeadScore(
             kind,
             model.num_layers,
@@ -183,12 +184,16 @@ def head_scores(
     bos_token_id: int | None = None,
     probe: RepeatedTokenProbe | None = None,
 ) -> Tensor:
-    """One kind of head score (``"induction"``, ``"previous_token"``, ``"duplicate_token"``).
+    """One repeated-token kind of head score (``"induction"``, ``"previous_token"``, ...).
 
     Same probe, formulas and arguments as :func:`all_head_scores`; returns ``Tensor[L, H]``.
+    The syntactic kind needs a parsed corpus: use :func:`phasewatch.measures.syntactic_scores`.
     """
-    if kind not in HEAD_SCORE_KINDS:
-        raise ValueError(f"`kind` can be {', '.join(HEAD_SCORE_KINDS)}, got {kind!r}")
+    if head_kind(kind).probe != REPEATED_TOKENS:
+        raise ValueError(
+            f"`kind` {kind!r} is not read off the repeated-token probe: `kind` can be "
+            f"{', '.join(repeated_token_kinds())} (use syntactic_scores for 'syntactic')"
+        )
     scores = all_head_scores(
         model,
         seq_len=seq_len,

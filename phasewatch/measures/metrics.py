@@ -16,7 +16,13 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-HEAD_SCORE_KINDS = ("induction", "previous_token", "duplicate_token")
+from phasewatch.head_kinds import REPEATED_TOKENS, head_kind, repeated_token_kinds
+
+#: Kinds read off the repeated-token probe when this module was imported (from
+#: :data:`phasewatch.head_kinds.HEAD_KINDS`; the measures read the table itself).
+HEAD_SCORE_KINDS = repeated_token_kinds()
+#: Prediction rules of :func:`predict_dependency_heads`.
+PREDICTION_RULES = ("directed", "undirected")
 
 
 def _check_attentions(attentions: list[Tensor], num_layers: int, num_heads: int) -> None:
@@ -90,12 +96,15 @@ class HeadScore(Metric):
     The probe is ``prefix_length`` tokens (e.g. a BOS), then ``seq_len`` random tokens, then the
     same tokens again (see :func:`phasewatch.measures.head_scores.repeated_token_probe`). For every
     query ``s`` in the second repeat, ``prefix_length + seq_len <= s < prefix_length + 2 seq_len``,
-    the score reads ``A[s, key(s)]`` and averages over batch and queries:
+    the score reads ``A[s, key(s)]`` and averages over batch and queries, with ``key(s)`` from the
+    kind's row of :data:`phasewatch.head_kinds.HEAD_KINDS`:
 
     - ``"induction"``: ``key(s) = s - seq_len + 1``, the token after the earlier occurrence of the
       current token (Olsson et al., 2022);
     - ``"previous_token"``: ``key(s) = s - 1``;
     - ``"duplicate_token"``: ``key(s) = s - seq_len``, the earlier occurrence itself.
+
+    An unknown kind, or one not read off this probe, raises ``ValueError``.
 
     As input to ``update``: ``attentions``, a list of ``L`` tensors ``[B, H, T, T]`` with
     ``T = prefix_length + 2 seq_len``. As output of ``compute``: ``Tensor[L, H]`` in ``[0, 1]``.
@@ -116,21 +125,31 @@ class HeadScore(Metric):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if kind not in HEAD_SCORE_KINDS:
-            raise ValueError(f"`kind` can be {', '.join(HEAD_SCORE_KINDS)}, got {kind!r}")
+        if head_kind(kind).probe != REPEATED_TOKENS:
+            raise ValueError(
+                f"`kind` {kind!r} is not read off the repeated-token probe; HeadScore takes "
+                f"{', '.join(repeated_token_kinds())}"
+            )
         if seq_len < 2 or prefix_length < 0:
             raise ValueError(
                 f"`seq_len` must be >= 2 and `prefix_length` >= 0, got {seq_len} and "
                 f"{prefix_length}"
             )
         self.kind, self.seq_len, self.prefix_length = kind, seq_len, prefix_length
+        offset = self.key_offset()
+        if offset > 0 or prefix_length + seq_len + offset < 0:
+            raise ValueError(
+                f"head kind {kind!r}: key(s) - s = {offset} points outside the probe's earlier "
+                f"tokens for seq_len={seq_len}; its `offset` in HEAD_KINDS must give -(prefix + "
+                "seq_len) <= key(s) - s <= 0"
+            )
         self.num_layers, self.num_heads = num_layers, num_heads
         self.add_state("score_sum", torch.zeros(num_layers, num_heads), dist_reduce_fx="sum")
         self.add_state("query_count", torch.zeros(()), dist_reduce_fx="sum")
 
     def key_offset(self) -> int:
-        """``key(s) - s`` for this kind."""
-        return {"induction": 1 - self.seq_len, "previous_token": -1}.get(self.kind, -self.seq_len)
+        """``key(s) - s`` for this kind, from its row of the head-kinds table (tokens)."""
+        return head_kind(self.kind).key_offset(self.seq_len)
 
     def update(self, attentions: list[Tensor]) -> None:
         _check_attentions(attentions, self.num_layers, self.num_heads)
@@ -154,51 +173,82 @@ class HeadScore(Metric):
         return self.score_sum / self.query_count
 
 
-def predict_dependency_heads(word_attention: Tensor, dependents: Tensor, heads: Tensor) -> Tensor:
+def predict_dependency_heads(
+    word_attention: Tensor, dependents: Tensor, heads: Tensor, rule: str = "directed"
+) -> Tensor:
     """Each head's predicted syntactic head word for each arc, from word-level attention.
 
-    ``word_attention`` is ``[L, H, W, W]`` (query word × key word, causal). For an arc whose gold
-    head lies left of the dependent ``d``, the prediction is the word ``k < d`` that ``d`` attends
-    to most (outgoing attention); for a gold head right of ``d`` (which ``d`` cannot see), it is the
-    word ``q > d`` that attends to ``d`` most (incoming attention). The dependent itself is never a
-    candidate. Ties go to the leftmost word.
+    ``word_attention`` is ``[L, H, W, W]`` (query word × key word, causal). Two rules:
+
+    - ``"directed"`` (default): for an arc whose gold head lies left of the dependent ``d``, the
+      prediction is the word ``k < d`` that ``d`` attends to most (outgoing attention); for a gold
+      head right of ``d`` (which ``d`` cannot see), it is the word ``q > d`` that attends to ``d``
+      most (incoming attention). The dependent itself is never a candidate. Ties go to the
+      leftmost word.
+    - ``"undirected"`` (Aoyama & Wilcox's published code, unscaled variant): one prediction per
+      dependent, blind to the gold direction: the argmax over the outgoing row ``A[d, k], k <= d``
+      followed by the incoming column ``A[q, d], q >= d``; ``d`` itself is a candidate (a miss).
+      Ties go to the outgoing side, then the leftmost word. ``heads`` is not used.
 
     Returns:
         ``LongTensor[L, H, N]`` of predicted word indices for the ``N`` arcs.
     """
+    if rule not in PREDICTION_RULES:
+        raise ValueError(f"`rule` can be {', '.join(PREDICTION_RULES)}, got {rule!r}")
     words = word_attention.shape[-1]
     index = torch.arange(words, device=word_attention.device)
     dependents = dependents.to(word_attention.device)
     heads = heads.to(word_attention.device)
     outgoing = word_attention[:, :, dependents, :]  # [L, H, N, W]: rows of the dependents
-    outgoing = outgoing.masked_fill(index[None, :] >= dependents[:, None], float("-inf"))
     incoming = word_attention[:, :, :, dependents].transpose(-1, -2)  # [L, H, N, W]: columns
+    if rule == "undirected":
+        outgoing = outgoing.masked_fill(index[None, :] > dependents[:, None], float("-inf"))
+        incoming = incoming.masked_fill(index[None, :] < dependents[:, None], float("-inf"))
+        return torch.cat([outgoing, incoming], dim=-1).argmax(dim=-1) % words
+    outgoing = outgoing.masked_fill(index[None, :] >= dependents[:, None], float("-inf"))
     incoming = incoming.masked_fill(index[None, :] <= dependents[:, None], float("-inf"))
     head_is_left = heads < dependents
     return torch.where(head_is_left, outgoing.argmax(dim=-1), incoming.argmax(dim=-1))
 
 
 class SyntacticAttentionScore(Metric):
-    """Fraction of dependency arcs for which a head's attention picks out the gold head word.
+    """Per-head and per-relation accuracy of attention at finding gold dependency heads, and SAS.
 
-    Per head, ``SAS = (1/N) sum_arcs [predicted head == gold head]`` with the prediction of
-    :func:`predict_dependency_heads` (Clark et al., 2019; Chen et al., 2024), overall and per
-    relation.
+    With ``hits[r, l, h]`` the arcs of relation ``r`` whose gold head word head ``(l, h)`` picks
+    out (prediction: :func:`predict_dependency_heads` with ``rule``) and ``arcs[r]`` the arcs of
+    ``r``:
+
+    - per head: ``hits[:, l, h].sum() / arcs.sum()``, the head's accuracy over all arcs
+      (its maximum over heads is ``heads/syntactic_max``);
+    - per relation: ``hits[r, l, h] / arcs[r]`` (Clark et al., 2019);
+    - ``SAS = sum_r max_{l,h} hits[r, l, h] / sum_r arcs[r]``: for each relation the head best at
+      it, hits pooled over all arcs (Chen et al., 2024; Aoyama & Wilcox, 2025) — ``heads/sas``.
+      SAS ≥ the best single head's accuracy, equal when one head is best at every relation.
 
     As input to ``update``: ``word_attention [L, H, W, W]`` for one text window, and the window's
     arcs as word indices ``dependents [N]`` and ``heads [N]`` plus ``relations [N]`` (indices into
     ``num_relations``). As output of ``compute``: a dict with ``"per_head"`` ``Tensor[L, H]``,
-    ``"per_relation"`` ``Tensor[R, L, H]`` (accuracy per relation) and ``"arcs_per_relation"``
-    ``Tensor[R]``.
+    ``"per_relation"`` ``Tensor[R, L, H]`` (accuracy per relation), ``"arcs_per_relation"``
+    ``Tensor[R]`` and ``"sas"`` (a 0-d tensor), all fractions in ``[0, 1]`` (counts for arcs).
     """
 
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, num_layers: int, num_heads: int, num_relations: int = 1, **kwargs):
+    def __init__(
+        self,
+        num_layers: int,
+        num_heads: int,
+        num_relations: int = 1,
+        *,
+        rule: str = "directed",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.num_layers, self.num_heads = num_layers, num_heads
+        if rule not in PREDICTION_RULES:
+            raise ValueError(f"`rule` can be {', '.join(PREDICTION_RULES)}, got {rule!r}")
+        self.num_layers, self.num_heads, self.rule = num_layers, num_heads, rule
         shape = (num_relations, num_layers, num_heads)
         self.add_state("relation_hits", torch.zeros(shape), dist_reduce_fx="sum")
         self.add_state("relation_arcs", torch.zeros(num_relations), dist_reduce_fx="sum")
@@ -220,7 +270,7 @@ class SyntacticAttentionScore(Metric):
             relations = torch.zeros_like(dependents)
         if len(dependents) == 0:
             return
-        predicted = predict_dependency_heads(word_attention, dependents, heads)
+        predicted = predict_dependency_heads(word_attention, dependents, heads, self.rule)
         hits = (predicted == heads.to(predicted.device)).float().permute(2, 0, 1)  # [N, L, H]
         relations = relations.to(self.relation_hits.device)
         self.relation_hits.index_add_(0, relations, hits.to(self.relation_hits))
@@ -234,4 +284,5 @@ class SyntacticAttentionScore(Metric):
             "per_head": self.relation_hits.sum(dim=0) / arcs,
             "per_relation": self.relation_hits / self.relation_arcs[:, None, None],
             "arcs_per_relation": self.relation_arcs.clone(),
+            "sas": self.relation_hits.flatten(1).amax(dim=1).sum() / arcs,
         }

@@ -11,7 +11,9 @@ from typing import Any
 import pandas as pd
 import torch
 
+from phasewatch import keys
 from phasewatch.corpora.schema import ReadingTimeCorpus
+from phasewatch.head_kinds import HEAD_KINDS, score_keys
 from phasewatch.measures.attention import summarize
 from phasewatch.measures.baselines import add_baseline_columns
 from phasewatch.measures.delta_loglik import PPPResult, delta_loglik
@@ -30,13 +32,9 @@ PPP_KEYS = (
     "ppp/surprisal_mean",
     "ppp/n_words",
 )
-SCORE_KEYS = {
-    "induction": "heads/induction_max",
-    "previous_token": "heads/prev_token_max",
-    "duplicate_token": "heads/duplicate_token_max",
-    "syntactic": "heads/syntactic_max",
-}
-ENTROPY_KEY = "attn/entropy_mean"
+#: Head-score kind → its logged maximum over heads, from :data:`phasewatch.head_kinds.HEAD_KINDS`.
+SCORE_KEYS = score_keys()
+ENTROPY_KEY = keys.ATTN_ENTROPY_MEAN
 
 
 def _logits_model(probe: ProbeModel) -> Any:
@@ -107,8 +105,9 @@ class HeadMeasure:
     ``syntactic_stories`` stories against ``dependencies``. Both need a tokenizer and a corpus and
     are skipped without them.
 
-    ``measure(probe, tokenizer)`` returns the scalar maxima / means (:data:`SCORE_KEYS`,
-    :data:`ENTROPY_KEY`) and the per-head tensors [layers, heads] by measure name.
+    ``measure(probe, tokenizer)`` returns the scalars — each kind's maximum over heads (the keys
+    of :data:`phasewatch.head_kinds.HEAD_KINDS`), ``heads/sas`` with the syntactic score, and
+    :data:`ENTROPY_KEY` (nats) — and the per-head tensors [layers, heads] by measure name.
     """
 
     def __init__(
@@ -153,6 +152,7 @@ class HeadMeasure:
                 probe, seq_len=self.seq_len, batch_size=self.probe_batch, seed=self.seed
             )
         )
+        model_level: dict[str, float] = {}  # scores of the whole model, not a max over heads
         if tokenizer is not None and self.corpus is not None:
             per_head["entropy"] = attention_entropy(
                 probe, self.entropy_probe(tokenizer, probe.max_length)
@@ -166,12 +166,14 @@ class HeadMeasure:
                     max_stories=self.syntactic_stories,
                 )
                 per_head["syntactic"] = result.per_head
+                model_level[keys.HEADS_SAS] = float(result.sas)
         per_head = {k: v.detach().float().cpu() for k, v in per_head.items()}
         scalars = {
-            key: float(summarize(per_head[name]).max)
-            for name, key in SCORE_KEYS.items()
+            kind.key: float(summarize(per_head[name]).max)
+            for name, kind in HEAD_KINDS.items()
             if name in per_head
         }
+        scalars.update(model_level)
         if "entropy" in per_head:
             scalars[ENTROPY_KEY] = float(per_head["entropy"].mean())
         return scalars, per_head

@@ -1,9 +1,10 @@
 """Syntactic attention heads: how often a head's attention points from a word to its syntactic head.
 
-Per head, the syntactic attention score (SAS; Chen et al., 2024, after Clark et al., 2019) is the
-fraction of gold dependency arcs (Universal Dependencies parses of the corpus, ``root`` excluded)
-for which the head's word-level attention picks out the gold head word; per relation, the best
-head's accuracy is the relation's UAS (Clark et al., 2019).
+Per head, the accuracy is the fraction of gold dependency arcs (Universal Dependencies parses of
+the corpus, ``root`` excluded) for which the head's word-level attention picks out the gold head
+word; per relation, the best head's accuracy is the relation's UAS (Clark et al., 2019). The
+syntactic attention score (SAS; Chen et al., 2024; Aoyama & Wilcox, 2025) takes, for each
+relation, the head best at it and pools their hits over all arcs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from phasewatch.measures.metrics import SyntacticAttentionScore
+from phasewatch.measures.metrics import PREDICTION_RULES, SyntacticAttentionScore
 from phasewatch.measures.tokenization import tokenize_words
 from phasewatch.models import ProbeModel, as_probe_model
 
@@ -25,16 +26,20 @@ _AUTO = "auto"
 
 @dataclass(frozen=True)
 class SyntacticResult:
-    """Syntactic attention scores of every head.
+    """Syntactic scores of every head, and the model's SAS.
 
     Attributes:
-        per_head: ``Tensor[L, H]``, SAS in ``[0, 1]``: fraction of scored arcs whose gold head word
-            the head picks out.
+        per_head: ``Tensor[L, H]`` in ``[0, 1]``: fraction of all scored arcs whose gold head
+            word the head picks out (its maximum is ``heads/syntactic_max``).
         per_relation: relation → ``((layer, head), UAS)`` of the head best at that relation.
         n_arcs: arcs scored (``root`` and other excluded relations left out).
         n_skipped: arcs not scored because dependent and head fell in different windows, or a word
             got no token.
         arcs_per_relation: relation → number of scored arcs.
+        sas: syntactic attention score in ``[0, 1]`` (``heads/sas``):
+            ``sum_r max_{l,h} hits[r, l, h] / sum_r arcs[r]``, the best head per relation with
+            its hits pooled; ``>= per_head.max()``.
+        rule: the prediction rule (``"directed"`` or ``"undirected"``).
     """
 
     per_head: Tensor
@@ -42,6 +47,8 @@ class SyntacticResult:
     n_arcs: int
     n_skipped: int = 0
     arcs_per_relation: dict[str, int] = field(default_factory=dict)
+    sas: float = float("nan")
+    rule: str = "directed"
 
     def __repr__(self) -> str:
         flat = int(self.per_head.flatten().nan_to_num(nan=-1.0).argmax())
@@ -49,7 +56,8 @@ class SyntacticResult:
         best = float(self.per_head[layer, head])
         return (
             f"SyntacticResult(n_arcs={self.n_arcs}, n_skipped={self.n_skipped}, "
-            f"best SAS={best:.3f} at L{layer}H{head}, relations={len(self.per_relation)})"
+            f"SAS={self.sas:.3f}, best head={best:.3f} at L{layer}H{head}, "
+            f"relations={len(self.per_relation)}, rule={self.rule!r})"
         )
 
 
@@ -76,19 +84,28 @@ def syntactic_scores(
     batch_size: int = 4,
     bos_token_id: int | str | None = _AUTO,
     exclude_relations: Iterable[str] = ("root",),
+    rule: str = "directed",
 ) -> SyntacticResult:
-    """Per-head syntactic attention score (SAS) and per-relation best-head UAS.
+    """Syntactic attention score (SAS), per-head accuracy and per-relation best-head UAS.
 
     Word-level attention: from query word ``q`` to key word ``k`` it is the attention summed over
     ``k``'s subword tokens and averaged over ``q``'s subword tokens. With causal attention a
-    dependent ``d`` can only look left, so for an arc ``d → h``:
+    dependent ``d`` can only look left, so for an arc ``d → h`` (``rule="directed"``):
 
     - ``h < d``: predicted head = ``argmax_{k < d} A[d, k]`` (outgoing attention);
     - ``h > d``: predicted head = ``argmax_{q > d} A[q, d]`` (incoming attention: the word that
       attends most to the dependent).
 
-    The dependent itself is never a candidate (multi-token words attend to themselves a lot). Per
-    head, ``SAS = (1/N) sum_arcs [prediction == h]``; per relation, the best head's accuracy (UAS).
+    The dependent itself is never a candidate (multi-token words attend to themselves a lot).
+    ``rule="undirected"`` is the published code of Aoyama & Wilcox (2025): one argmax over the
+    outgoing row and the incoming column together, self included, blind to the gold direction
+    (:func:`phasewatch.measures.metrics.predict_dependency_heads`). With ``hits[r, l, h]`` the arcs
+    of relation ``r`` head ``(l, h)`` gets right and ``arcs[r]`` the arcs of ``r``:
+
+    - per head: ``hits[:, l, h].sum() / sum_r arcs[r]`` (max over heads: ``heads/syntactic_max``);
+    - per relation: the best head and its accuracy ``hits[r, l, h] / arcs[r]`` (UAS);
+    - ``SAS = sum_r max_{l,h} hits[r, l, h] / sum_r arcs[r]`` (``heads/sas``).
+
     Computed on the calling process alone (no DDP sync).
 
     Tokenization: each story's text is its words joined by single spaces, tokens are assigned to
@@ -111,6 +128,7 @@ def syntactic_scores(
         bos_token_id: token put before every window; ``"auto"`` uses the tokenizer's
             ``bos_token_id`` if it has one, ``None`` puts nothing.
         exclude_relations: relations not scored.
+        rule: ``"directed"`` (default) or ``"undirected"`` (the paper's code), see above.
 
     Returns:
         :class:`SyntacticResult`.
@@ -122,6 +140,8 @@ def syntactic_scores(
     probe = as_probe_model(model)
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    if rule not in PREDICTION_RULES:
+        raise ValueError(f"`rule` can be {', '.join(PREDICTION_RULES)}, got {rule!r}")
     frame = getattr(corpus, "frame", corpus)
     if dependencies is None:
         from phasewatch.corpora.naturalstories import load_dependencies
@@ -157,7 +177,11 @@ def syntactic_scores(
 
     # Computed locally (no sync on compute): callers may run it on one rank only.
     metric = SyntacticAttentionScore(
-        probe.num_layers, probe.num_heads, max(len(relations), 1), sync_on_compute=False
+        probe.num_layers,
+        probe.num_heads,
+        max(len(relations), 1),
+        rule=rule,
+        sync_on_compute=False,
     )
     with probe.probing():
         for start in range(0, len(windows), batch_size):
@@ -183,6 +207,8 @@ def syntactic_scores(
         n_arcs=int(values["arcs_per_relation"].sum()),
         n_skipped=n_skipped,
         arcs_per_relation=counts,
+        sas=float(values["sas"]),
+        rule=rule,
     )
 
 

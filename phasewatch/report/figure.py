@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from phasewatch.report.heatmaps import head_heatmaps
+from phasewatch import keys
+from phasewatch.head_kinds import head_series
+from phasewatch.report.heatmaps import head_heatmaps, panel_title
 from phasewatch.report.history import RunHistory
 from phasewatch.report.summary import PPP_KEY, PPP_SE_KEY, summarize_run
 
-HEAD_SERIES = {
-    "heads/induction_max": "induction",
-    "heads/prev_token_max": "previous-token",
-    "heads/duplicate_token_max": "duplicate-token",
-    "heads/syntactic_max": "syntactic (SAS)",
-}
-LOSS_KEYS = ("loss", "train/loss")
+#: Head series drawn in the report (key → legend): each kind's max over heads, then SAS.
+HEAD_SERIES = head_series()
+LOSS_KEYS = keys.LOSS_KEYS
 
 
 def report_figure(history: RunHistory, title: str = "phasewatch run report") -> Figure:
@@ -52,7 +50,7 @@ def report_figure(history: RunHistory, title: str = "phasewatch run report") -> 
         frame = history.get(key)
         if frame is not None:
             ax_heads.plot(frame["tokens"], frame["value"], "o-", ms=2, label=label)
-    ax_heads.set_ylabel("max head score")
+    ax_heads.set_ylabel("head score\n(0–1)")
     ax_heads.set_ylim(-0.02, 1.02)
     ax_heads.legend(fontsize=7, loc="upper left")
 
@@ -104,4 +102,4 @@ def _heatmap_rows(fig: Figure, grid, history: RunHistory, summary) -> None:
                 continue
             ax = fig.add_subplot(grid[3 + row, column])
             head_heatmaps({name: arrays[name]}, axes=[ax])
-            ax.set_title(f"{label}: {name.replace('_', '-')}\nstep {step}", fontsize=7)
+            ax.set_title(f"{label}: {panel_title(name)}\nstep {step}", fontsize=7)

@@ -7,20 +7,25 @@ from collections.abc import Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-#: Panel titles with units, by measure key.
-TITLES = {
-    "induction": "induction score",
-    "previous_token": "previous-token score",
-    "duplicate_token": "duplicate-token score",
-    "syntactic": "syntactic (SAS)",
-    "entropy": "attention entropy (nats)",
-}
+from phasewatch.head_kinds import HEAD_KINDS
+
+#: Title of the attention-entropy panel (not a head-score kind: nats, its own colour scale).
+ENTROPY_TITLE = "attention entropy (nats)"
+
+
+def panel_title(name: str) -> str:
+    """A measure's panel title: its head-kinds row's title, entropy's, or the name itself."""
+    if name == "entropy":
+        return ENTROPY_TITLE
+    kind = HEAD_KINDS.get(name)
+    return kind.title if kind is not None else name
 
 
 def head_heatmaps(per_head: Mapping[str, object], title: str = "", *, axes=None):
     """A figure of [layers, heads] heatmaps, one per measure; scores on a fixed 0–1 colour scale.
 
-    ``per_head`` maps a measure name (keys of :data:`TITLES` or any) to a [L, H] array or tensor.
+    ``per_head`` maps a measure name (a kind of :data:`phasewatch.head_kinds.HEAD_KINDS`,
+    ``"entropy"``, or any other) to a [L, H] array or tensor; scores share the 0–1 scale.
     Returns a matplotlib ``Figure`` (no pyplot state: nothing to close).
     """
     names = [k for k in per_head if per_head[k] is not None]
@@ -40,7 +45,7 @@ def head_heatmaps(per_head: Mapping[str, object], title: str = "", *, axes=None)
             vmax=1.0 if is_score else None,
             aspect="auto",
         )
-        ax.set_title(TITLES.get(name, name), fontsize=8)
+        ax.set_title(panel_title(name), fontsize=8)
         ax.set_xlabel("head", fontsize=7)
         ax.set_ylabel("layer", fontsize=7)
         ax.set_xticks(range(values.shape[1]))
