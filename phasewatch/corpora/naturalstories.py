@@ -2,7 +2,9 @@
 
 Futrell, Gibson, Tily, Blank, Vishnevetsky, Piantadosi & Fedorenko (2021), Language Resources and
 Evaluation 55(1):63–77; upstream ``languageMIT/naturalstories`` at the commit of the 2025
-realignment (the SPR data of earlier releases were off by one position). License CC BY-NC-SA 4.0.
+realignment, which re-aligned the per-reader ``processed_RTs.tsv`` (off by one position before);
+``processed_wordinfo.tsv``, read here, is the same file as in the 2021-10-01 release. License
+CC BY-NC-SA 4.0.
 """
 
 from __future__ import annotations
