@@ -199,6 +199,7 @@ def analyze_checkpoints(
             "monitor": "PPPMonitor",
             "corpus": corpus_obj.name,
             "spillover": spillover,
+            "spillover_meaning": f"current + {spillover} previous words",
             "folds": folds,
             "baseline": list(ppp_measure.baseline) if ppp_measure else ["length", "log_freq"],
             "control_tokens": control_tokens,

@@ -125,7 +125,7 @@ class RunSummary:
             return out
         out.append(
             "PPP = ΔLL of reading times from adding surprisal (held-out, "
-            f"{cfg.get('folds', '?')}-fold CV, {_spillover_words(cfg.get('spillover'))}, baseline "
+            f"{cfg.get('folds', '?')}-fold CV, {_spillover_words(cfg)}, baseline "
             f"{' + '.join(cfg.get('baseline', ['length', 'log_freq']))}"
             f"{' (+ tokens per word for the controlled curve)' if len(self.curves) > 1 else ''}; "
             f"{cfg.get('corpus', 'corpus')}, {self.evaluations} evaluations)"
@@ -228,10 +228,18 @@ def _verdict(first, top, final, decline, rise, min_z) -> tuple[bool, str]:
     )
 
 
-def _spillover_words(spillover: object) -> str:
-    """``"spillover 4 = current + 4 previous words"`` (the count of previous words)."""
+def _spillover_words(config: dict) -> str:
+    """``"spillover 4 = current + 4 previous words"``, from a run's PPP config record.
+
+    A config with ``spillover_meaning`` counts previous words; one without it was written by
+    phasewatch 0.1, whose ``spillover`` counted the current word too.
+    """
+    spillover = config.get("spillover")
     if not isinstance(spillover, int) or isinstance(spillover, bool):
         return f"spillover {spillover if spillover is not None else '?'}"
-    if spillover == 0:
-        return "spillover 0 = current word only"
-    return f"spillover {spillover} = current + {spillover} previous word{'s' * (spillover != 1)}"
+    if "spillover_meaning" in config:
+        return f"spillover {spillover} = {config['spillover_meaning']}"
+    return (
+        f"spillover {spillover} as phasewatch 0.1 counted it = current + {spillover - 1} previous "
+        "words"
+    )
