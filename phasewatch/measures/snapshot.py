@@ -24,14 +24,17 @@ from phasewatch.measures.syntactic import syntactic_scores
 from phasewatch.measures.tokenization import encode_with_offsets
 from phasewatch.models import ProbeModel
 
-#: Scalar keys, stable: users monitor them with EarlyStopping / ModelCheckpoint.
+#: Scalar keys of one PPP evaluation, stable: users monitor them with EarlyStopping etc.
 PPP_KEYS = (
-    "ppp/delta_ll",
-    "ppp/delta_ll_se",
-    "ppp/surprisal_coef",
-    "ppp/surprisal_mean",
-    "ppp/n_words",
+    keys.PPP_DELTA_LL,
+    keys.PPP_DELTA_LL_SE,
+    keys.PPP_SURPRISAL_COEF,
+    keys.PPP_SURPRISAL_MEAN,
+    keys.PPP_N_WORDS,
 )
+#: Added with ``control_tokens="both"``: ΔLL over the baseline with tokens per word, and its SE.
+PPP_TOKCTRL_KEYS = (keys.PPP_DELTA_LL_TOKCTRL, keys.PPP_DELTA_LL_TOKCTRL_SE)
+_CONTROL_TOKENS = (False, True, "both")
 #: Head-score kind → its logged maximum over heads, from :data:`phasewatch.head_kinds.HEAD_KINDS`.
 SCORE_KEYS = score_keys()
 ENTROPY_KEY = keys.ATTN_ENTROPY_MEAN
@@ -47,31 +50,53 @@ def _logits_model(probe: ProbeModel) -> Any:
 class PPPMeasure:
     """PPP of a model on a reading-time corpus; the corpus and its baselines are prepared once.
 
+    ``spillover``: previous words in the regression (default: the corpus's
+    ``default_spillover``; 4 for a bare frame). ``control_tokens``: ``False`` (baseline length +
+    log frequency), ``True`` (tokens per word added to that baseline; still logged as
+    ``ppp/delta_ll``) or ``"both"`` (one surprisal pass, two regressions: ``ppp/delta_ll``
+    without and ``ppp/delta_ll_tokctrl`` with tokens per word).
+
     ``measure(probe, tokenizer)`` returns the scalars of :data:`PPP_KEYS` (ΔLL and SE in nats/word,
-    surprisal coefficient in ms/bit, mean surprisal in bits, words used) and the
-    :class:`PPPResult`.
+    surprisal coefficient in ms/bit, mean surprisal in bits, words used), plus
+    :data:`PPP_TOKCTRL_KEYS` with ``"both"``, and the :class:`PPPResult` of each ΔLL series by key
+    (with ``per_word`` ΔLL_i, for paired comparisons between evaluations).
     """
 
     def __init__(
         self,
         corpus: ReadingTimeCorpus | pd.DataFrame,
         *,
-        spillover: int = 4,
+        spillover: int | None = None,
         folds: int = 10,
-        control_tokens: bool = False,
+        control_tokens: bool | str = False,
         whitespace_correction: bool = False,
         batch_size: int = 8,
     ) -> None:
+        if control_tokens not in _CONTROL_TOKENS:
+            raise ValueError(
+                f"`control_tokens` can be False, True or 'both', got {control_tokens!r}"
+            )
         frame = corpus.frame if isinstance(corpus, ReadingTimeCorpus) else corpus
         self.frame = add_baseline_columns(frame)
+        if spillover is None:  # the corpus's own (4 for self-paced reading, 2 for eye tracking)
+            spillover = corpus.default_spillover if isinstance(corpus, ReadingTimeCorpus) else 4
         self.spillover, self.folds = int(spillover), int(folds)
-        self.baseline = (
-            ("length", "log_freq", "n_tokens") if control_tokens else ("length", "log_freq")
-        )
+        self.control_tokens = control_tokens
+        plain, tokctrl = ("length", "log_freq"), ("length", "log_freq", "n_tokens")
+        self.baselines = {keys.PPP_DELTA_LL: tokctrl if control_tokens is True else plain}
+        if control_tokens == "both":
+            self.baselines[keys.PPP_DELTA_LL_TOKCTRL] = tokctrl
         self.whitespace_correction = bool(whitespace_correction)
         self.batch_size = int(batch_size)
 
-    def measure(self, probe: ProbeModel, tokenizer: Any) -> tuple[dict[str, float], PPPResult]:
+    @property
+    def baseline(self) -> tuple[str, ...]:
+        """Baseline predictors of ``ppp/delta_ll``."""
+        return self.baselines[keys.PPP_DELTA_LL]
+
+    def measure(
+        self, probe: ProbeModel, tokenizer: Any
+    ) -> tuple[dict[str, float], dict[str, PPPResult]]:
         surprisal, n_tokens = word_surprisal(
             _logits_model(probe),
             tokenizer,
@@ -82,17 +107,28 @@ class PPPMeasure:
             return_token_counts=True,
         )
         frame = self.frame.assign(surprisal=surprisal, n_tokens=n_tokens)
-        result = delta_loglik(
-            frame, baseline=self.baseline, spillover=self.spillover, folds=self.folds
-        )
+        results = {
+            key: delta_loglik(
+                frame,
+                baseline=baseline,
+                spillover=self.spillover,
+                folds=self.folds,
+                return_per_word=True,
+            )
+            for key, baseline in self.baselines.items()
+        }
+        main = results[keys.PPP_DELTA_LL]
         scalars = dict(
             zip(
                 PPP_KEYS,
-                (result.mean, result.se, result.coef[0], surprisal.mean(), result.n),
+                (main.mean, main.se, main.coef[0], surprisal.mean(), main.n),
                 strict=True,
             )
         )
-        return {k: float(v) for k, v in scalars.items()}, result
+        if keys.PPP_DELTA_LL_TOKCTRL in results:
+            tokctrl = results[keys.PPP_DELTA_LL_TOKCTRL]
+            scalars.update(zip(PPP_TOKCTRL_KEYS, (tokctrl.mean, tokctrl.se), strict=True))
+        return {k: float(v) for k, v in scalars.items()}, results
 
 
 class HeadMeasure:

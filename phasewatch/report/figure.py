@@ -34,14 +34,26 @@ def report_figure(history: RunHistory, title: str = "phasewatch run report") -> 
     ax_heads = fig.add_subplot(grid[1, :], sharex=ax_ppp)
     ax_loss = fig.add_subplot(grid[2, :], sharex=ax_ppp)
 
-    ppp, se = history.get(PPP_KEY), history.get(PPP_SE_KEY)
-    if ppp is not None:
-        ax_ppp.plot(ppp["tokens"], ppp["value"], "o-", ms=3, color="C0", label="ΔLL")
+    curves = (
+        (PPP_KEY, PPP_SE_KEY, "C0", "ΔLL (baseline: length, log frequency)"),
+        (
+            keys.PPP_DELTA_LL_TOKCTRL,
+            keys.PPP_DELTA_LL_TOKCTRL_SE,
+            "C1",
+            "ΔLL, tokens per word in the baseline too",
+        ),
+    )
+    for key, se_key, color, label in curves:
+        ppp, se = history.get(key), history.get(se_key)
+        if ppp is None:
+            continue
+        ax_ppp.plot(ppp["tokens"], ppp["value"], "o-", ms=3, color=color, label=label)
         if se is not None and len(se) == len(ppp):
-            ax_ppp.fill_between(
-                ppp["tokens"], ppp["value"] - se["value"], ppp["value"] + se["value"], alpha=0.25
-            )
+            low, high = ppp["value"] - se["value"], ppp["value"] + se["value"]
+            ax_ppp.fill_between(ppp["tokens"], low, high, color=color, alpha=0.25)
+    if history.get(PPP_KEY) is not None:
         ax_ppp.axhline(0, color="grey", lw=0.5)
+        ax_ppp.legend(fontsize=7, loc="lower right")
     else:
         ax_ppp.text(0.5, 0.5, "PPP not measured", ha="center", transform=ax_ppp.transAxes)
     ax_ppp.set_ylabel("PPP: ΔLL\n(nats/word ± SE)")
