@@ -73,6 +73,7 @@ def _write_history(path, ppp, se=0.002, transition_at=None, final_paired=None, t
             "monitor": "PPPMonitor",
             "corpus": "naturalstories",
             "spillover": 4,
+            "spillover_meaning": "current + 4 previous words",
             "folds": 10,
             "baseline": ["length", "log_freq"],
         }
@@ -135,6 +136,7 @@ def test_summary_calls_a_peak_only_on_a_significant_paired_decline_after_a_rise(
     text = str(summary)
     assert "highest: +0.0300 ± 0.0020 nats/word at step 200 (200,000 tokens)" in text
     assert "PPP peaked at step 200" in text and "z = 5.0" in text and "at step 300" in text
+    assert "10-fold CV, spillover 4 = current + 4 previous words, baseline length" in text
 
     # the same curve, but the decline is within the paired noise: no peak, and it says why
     _write_history(tmp_path / "noisy", curve, final_paired=(0.015, 0.01, 0.02, 0.002))
@@ -144,8 +146,11 @@ def test_summary_calls_a_peak_only_on_a_significant_paired_decline_after_a_rise(
 
     # no paired values (a history from phasewatch 0.1): the peak is not called
     _write_history(tmp_path / "old", curve)
-    summary = summarize_run(load_history(tmp_path / "old"))
+    history = load_history(tmp_path / "old")
+    history.configs[0].pop("spillover_meaning")  # as phasewatch 0.1 wrote it
+    summary = summarize_run(history)
     assert not summary.ppp_peaked and "no paired test" in str(summary)
+    assert "spillover 4 as phasewatch 0.1 counted it = current + 3 previous words" in str(summary)
 
 
 def test_summary_never_calls_the_first_or_last_evaluation_a_peak(tmp_path):

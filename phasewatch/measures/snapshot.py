@@ -50,8 +50,8 @@ def _logits_model(probe: ProbeModel) -> Any:
 class PPPMeasure:
     """PPP of a model on a reading-time corpus; the corpus and its baselines are prepared once.
 
-    ``spillover``: previous words in the regression (default: the corpus's
-    ``default_spillover``; 4 for a bare frame). ``control_tokens``: ``False`` (baseline length +
+    ``spillover``: previous words in the regression (default: the corpus's ``default_spillover``;
+    4, self-paced reading's, for a bare frame). ``control_tokens``: ``False`` (baseline length +
     log frequency), ``True`` (tokens per word added to that baseline; still logged as
     ``ppp/delta_ll``) or ``"both"`` (one surprisal pass, two regressions: ``ppp/delta_ll``
     without and ``ppp/delta_ll_tokctrl`` with tokens per word).
