@@ -13,10 +13,9 @@ import pandas as pd
 import torch
 
 from phasewatch import keys
-from phasewatch.callbacks.transition import DEFAULT_WATCH, LOSS_KEY
 from phasewatch.corpora import ReadingTimeCorpus, load
 from phasewatch.corpora.naturalstories import load_dependencies
-from phasewatch.detect import PeakTracker, TransitionDetector, TransitionEvent
+from phasewatch.detect import DEFAULT_WATCH, PeakTracker, TransitionDetector, TransitionEvent
 from phasewatch.measures.paired import PairedPeakTest
 from phasewatch.measures.snapshot import HeadMeasure, PPPMeasure
 from phasewatch.models import as_probe_model
@@ -140,7 +139,7 @@ def analyze_checkpoints(
         loaded.append((step, tokens, Path(path), model))
     loaded.sort(key=lambda item: item[0])
 
-    watch = {k: v for k, v in (DEFAULT_WATCH if watch is None else watch).items() if k != LOSS_KEY}
+    watch = {k: v for k, v in (DEFAULT_WATCH if watch is None else watch).items() if k != keys.LOSS}
     detectors = {key: TransitionDetector(key, **params) for key, params in watch.items()}
     peak = PeakTracker(keys.PPP_DELTA_LL)
     rows, records = [], []

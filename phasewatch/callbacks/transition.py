@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import warnings
@@ -17,25 +18,27 @@ from phasewatch import keys
 from phasewatch.callbacks import _logging
 from phasewatch.callbacks.base import MeasurementListener, count_tokens
 from phasewatch.callbacks.schedule import MeasureSchedule
-from phasewatch.detect import TransitionDetector, TransitionEvent
+from phasewatch.detect import DEFAULT_WATCH, PAPER_WATCH, TransitionDetector, TransitionEvent
+from phasewatch.detect.transition import RULES
 
 log = logging.getLogger("phasewatch")
 
-#: Default watched series: the max induction score (rise) and the training loss (drop, detrended).
-DEFAULT_WATCH: dict[str, dict[str, Any]] = {
-    keys.HEADS_INDUCTION_MAX: {"direction": "rise", "min_change": 0.1},
-    keys.LOSS: {
-        "direction": "drop",
-        "min_change": 0.25,
-        "detrend": True,
-        "window": 5,
-        "start_step": 300,
-    },
-}
+__all__ = [
+    "DEFAULT_WATCH",
+    "LOSS_KEY",
+    "PAPER_WATCH",
+    "PhaseTransitionWarning",
+    "TransitionMonitor",
+]
+
 #: The pseudo-key of the training loss (nats/token), smoothed, read from ``training_step``'s output.
 LOSS_KEY = keys.LOSS
-# Per-head scores kept per watched key: enough to reach back to a candidate's step.
-_PER_HEAD_KEPT = 8
+# Per-head scores kept per watched key when no candidate is pending (a pending candidate keeps
+# every evaluation since its first, so that the event's step can be reached back to).
+_PER_HEAD_KEPT = 2
+_DETECTOR_ARGS = tuple(
+    name for name in inspect.signature(TransitionDetector).parameters if name != "metric"
+)
 
 
 class PhaseTransitionWarning(UserWarning):
@@ -45,9 +48,12 @@ class PhaseTransitionWarning(UserWarning):
 class TransitionMonitor(MeasurementListener, Callback):
     """Watch logged series and raise an alert when one changes abruptly and stays changed.
 
-    The rule is :class:`phasewatch.detect.TransitionDetector` (see docs/transition.md): a change of
-    at least ``max(min_change, noise_factor * noise)`` past the series' recent level, confirmed by
-    ``confirm`` evaluations in a row (hysteresis), fires one :class:`TransitionEvent`.
+    The rule is :class:`phasewatch.detect.TransitionDetector` (see docs/transition.md). By default
+    (``rule="abrupt"``) a change of at least ``max(min_change, noise_factor * noise)`` past the
+    level of the evaluations a factor 2 to 4 back in tokens, held until 1.2 times the tokens of
+    its first evaluation, fires one :class:`TransitionEvent`, whatever the measuring cadence.
+    ``rule="threshold"`` is Aoyama & Wilcox's (2025) transition point: the first evaluation of
+    the max induction score above 0.1.
 
     Series come from phasewatch's monitors the moment they measure (e.g. ``heads/induction_max``
     from :class:`AttentionMonitor`), from ``"loss"``: the training loss of ``training_step``'s
@@ -61,9 +67,15 @@ class TransitionMonitor(MeasurementListener, Callback):
 
     Args:
         watch: metric key → detector arguments (``direction``, ``min_change``, ``noise_factor``,
-            ``window``, ``confirm``, ``hysteresis``, ``detrend``, ``start_step``). Default
-            :data:`DEFAULT_WATCH`: the induction score, and the loss from step 300 on (its initial
-            descent from ln(vocabulary size) is not a transition).
+            ``reference_span``, ``min_reference``, ``confirm_span``, ``confirm``,
+            ``hysteresis``, ``detrend``, ``start_step``, ``rule``, ``level``; units and defaults
+            in :class:`~phasewatch.detect.TransitionDetector`). Default :data:`DEFAULT_WATCH`:
+            the induction score (``min_change`` 0.05), and the loss (0.25 nats/token, along its
+            own trend) from step 300 on: its initial descent from ln(vocabulary size) is not a
+            transition.
+        rule: ``"abrupt"`` or ``"threshold"`` for every watched key that does not set its own
+            (default None: each key's own, else ``"abrupt"``). ``rule="threshold"`` without
+            ``watch`` watches :data:`PAPER_WATCH`: the induction score crossing 0.1.
         checkpoint: save a checkpoint when a transition is confirmed.
         stop: stop training once a transition is confirmed.
         dirpath: where checkpoints go (default: the logger's directory).
@@ -81,6 +93,7 @@ class TransitionMonitor(MeasurementListener, Callback):
         stop: bool = False,
         dirpath: str | None = None,
         on_transition: Callable | None = None,
+        rule: str | None = None,
         loss_ema: float = 0.9,
         every_n_steps: int = 100,
         log_spaced: bool = True,
@@ -89,12 +102,17 @@ class TransitionMonitor(MeasurementListener, Callback):
     ) -> None:
         if not 0 <= loss_ema < 1:
             raise ValueError(f"`loss_ema` must be in [0, 1), got {loss_ema}")
-        self.watch = dict(DEFAULT_WATCH if watch is None else watch)
-        if not self.watch:
-            raise ValueError("`watch` is empty: name at least one metric key to watch")
-        self.detectors = {
-            key: TransitionDetector(key, **dict(params)) for key, params in self.watch.items()
-        }
+        if rule is not None and rule not in RULES:
+            raise ValueError(f"`rule` can be {' or '.join(RULES)} or None, got {rule!r}")
+        if watch is None:
+            watch = PAPER_WATCH if rule == "threshold" else DEFAULT_WATCH
+        if not isinstance(watch, dict) or not watch:
+            raise ValueError(
+                f"`watch` must map metric keys to detector arguments, got {watch!r}: name at "
+                "least one key, e.g. {'heads/induction_max': {}}"
+            )
+        self.watch = {key: _with_rule(key, params, rule) for key, params in watch.items()}
+        self.detectors = {key: _detector(key, params) for key, params in self.watch.items()}
         self.checkpoint = bool(checkpoint)
         self.stop = bool(stop)
         self.dirpath = dirpath
@@ -129,11 +147,20 @@ class TransitionMonitor(MeasurementListener, Callback):
             return
         per_head = extras.get("per_head", {}).get(key)
         if per_head is not None:
-            kept = self._per_head.setdefault(key, {})
-            kept[step] = per_head
-            for old in sorted(kept)[:-_PER_HEAD_KEPT]:
-                del kept[old]
+            self._per_head.setdefault(key, {})[step] = per_head
         self._update(trainer, pl_module, key, step, tokens, value)
+        self._forget_per_head(key)
+
+    def _forget_per_head(self, key: str) -> None:
+        """Drop per-head scores no event can reach: before a pending candidate, else all but 2."""
+        kept = self._per_head.get(key)
+        if not kept:
+            return
+        since = self.detectors[key].pending_step
+        ordered = sorted(kept)
+        stale = ordered[:-_PER_HEAD_KEPT] if since is None else [s for s in ordered if s < since]
+        for step in stale:
+            del kept[step]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._tokens += count_tokens(batch) * trainer.world_size
@@ -182,13 +209,22 @@ class TransitionMonitor(MeasurementListener, Callback):
             self._act(trainer, pl_module, event)
 
     def _with_heads(self, event: TransitionEvent) -> TransitionEvent:
-        """Name the heads whose own score crossed half the threshold at the event's step."""
+        """Name the heads that carry the change at the event's step.
+
+        Rule "abrupt": each head whose own change from ``before`` is at least half the largest
+        head's (and half the threshold). Rule "threshold": each head past the level.
+        """
         scores = self._per_head.get(event.metric, {}).get(event.step)
         if scores is None or event.heads:
             return event
-        t = torch.as_tensor(scores, dtype=torch.float64)
         sign = 1.0 if event.direction == "rise" else -1.0
-        crossed = (sign * (t - event.before) >= 0.5 * event.threshold).nonzero().tolist()
+        scores = torch.as_tensor(scores, dtype=torch.float64)
+        if event.rule == "threshold":  # the paper's head list: every head past the level
+            crossed = (sign * (scores - event.threshold) > 0).nonzero().tolist()
+        else:
+            change = sign * (scores - event.before)
+            needed = 0.5 * max(float(change.max()), event.threshold)
+            crossed = (change >= needed).nonzero().tolist()
         return replace(event, heads=tuple((int(layer), int(head)) for layer, head in crossed))
 
     def _act(self, trainer: Trainer, pl_module: LightningModule, event: TransitionEvent) -> None:
@@ -236,3 +272,28 @@ class TransitionMonitor(MeasurementListener, Callback):
         self._loss = state_dict["loss"]
         self._tokens = int(state_dict["tokens"])
         self._last_loss_step = state_dict["last_loss_step"]
+
+
+def _with_rule(key: str, params: Any, rule: str | None) -> dict[str, Any]:
+    if not isinstance(params, dict):
+        raise ValueError(
+            f"`watch[{key!r}]` must be a dict of detector arguments, got {params!r} "
+            "(use {} for the defaults)"
+        )
+    params = dict(params)
+    if rule is not None:
+        params.setdefault("rule", rule)
+    return params
+
+
+def _detector(key: str, params: dict[str, Any]) -> TransitionDetector:
+    unknown = sorted(set(params) - set(_DETECTOR_ARGS))
+    if unknown:
+        raise ValueError(
+            f"`watch[{key!r}]` has unknown detector argument(s) {', '.join(unknown)}; "
+            f"known: {', '.join(_DETECTOR_ARGS)}"
+        )
+    try:
+        return TransitionDetector(key, **params)
+    except ValueError as err:
+        raise ValueError(f"`watch[{key!r}]`: {err}") from None

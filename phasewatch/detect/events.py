@@ -9,10 +9,14 @@ from dataclasses import asdict, dataclass, field
 class TransitionEvent:
     """An abrupt, sustained change of a monitored series (a phase transition).
 
-    ``step`` and ``tokens`` are those of the first evaluation past the threshold; ``before`` is the
-    series' level before the change (median of the baseline window), ``after`` the mean of the
-    evaluations that confirmed it; ``threshold`` the change that was required. ``heads`` lists the
-    (layer, head) pairs that carry the change, when the series is a head score.
+    Rule ``"abrupt"``: ``step`` and ``tokens`` are those of the first confirming evaluation past
+    half the change, ``confirmed_step``/``confirmed_tokens`` those of the evaluation that confirmed
+    it (the alert); ``before`` is the level the reference predicted, ``after`` the mean of the
+    confirming evaluations from ``step`` on, ``threshold`` the change that was required (metric
+    units). Rule
+    ``"threshold"``: ``step`` is the first evaluation past ``threshold`` (the level), ``before`` the
+    previous evaluation's value, ``after`` this one's. ``heads`` lists the (layer, head) pairs that
+    carry the change, when the series is a head score.
     """
 
     step: int
@@ -24,6 +28,8 @@ class TransitionEvent:
     tokens: int | None = None
     confirmed_step: int | None = None
     heads: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+    confirmed_tokens: int | None = None
+    rule: str = "abrupt"
 
     @property
     def change(self) -> float:
@@ -45,6 +51,13 @@ class TransitionEvent:
         heads = ""
         if self.heads:
             heads = "; heads " + ", ".join(f"L{layer}H{head}" for layer, head in self.heads)
+        if self.rule == "threshold":
+            side = "above" if self.direction == "rise" else "below"
+            return (
+                f"phase transition in {self.metric} at step {self.step}{tokens}: first "
+                f"evaluation {side} {self.threshold:.4g} ({self.before:.4g} -> {self.after:.4g})"
+                f"{heads}"
+            )
         return (
             f"phase transition in {self.metric} at step {self.step}{tokens}: "
             f"{self.before:.4g} -> {self.after:.4g} (mean {self.direction} of "
