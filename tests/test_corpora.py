@@ -354,3 +354,94 @@ def test_novels_resolve_through_their_manifest():
     assert set(files) == on_disk
     assert len(files) == 25
     assert all(path == novels_dir / relpath for relpath, path in files.items())
+
+
+# --- load_tsv: bad values and line numbers (issue 9) ----------------------------------------
+
+_HEADER = "story\tposition\tword\trt\n"
+
+
+def _load_error(tmp_path: Path, body: bytes | str, **kwargs) -> str:
+    path = tmp_path / "mine.tsv"
+    if isinstance(body, str):
+        path.write_text(body, "utf-8")
+    else:
+        path.write_bytes(body)
+    with pytest.raises(CorpusDataError) as caught:
+        load_tsv(path, **kwargs)
+    assert str(caught.value).startswith(str(path))
+    return str(caught.value)
+
+
+def test_load_tsv_refuses_negative_reading_times_naming_their_lines(tmp_path):
+    body = _HEADER + "s\t1\tThe\t310\ns\t2\tcat\t-12\ns\t3\tsat.\t-0.5\ns\t4\tOn\t300\n"
+    message = _load_error(tmp_path, body)
+    assert "column 'rt' has 2 negative values" in message
+    assert "line 3: -12; line 4: -0.5" in message
+    assert "ms" in message
+
+
+def test_load_tsv_keeps_a_zero_reading_time_and_the_regression_drops_it(tmp_path):
+    from phasewatch.measures.delta_loglik import delta_loglik
+
+    rng = np.random.default_rng(0)
+    n = 120
+    surprisal = rng.gamma(2.0, 2.0, n)
+    rt = 300 + 12 * surprisal + rng.normal(0, 5, n)
+    rt[[30, 77]] = 0.0  # two skipped words
+    rows = [f"s\t{i + 1}\tw{i % 7}\t{float(rt[i])!r}" for i in range(n)]
+    path = tmp_path / "zeros.tsv"
+    path.write_text(_HEADER + "\n".join(rows) + "\n", "utf-8")
+    mine = load_tsv(path)
+    assert len(mine) == n and (mine.frame["rt"] == 0).sum() == 2
+    frame = mine.frame.assign(surprisal=surprisal)
+    result = delta_loglik(frame, spillover=0, baseline=(), return_per_word=True)
+    assert result.n == n - 2
+    assert 30 not in result.per_word.index and 77 not in result.per_word.index
+
+
+def test_load_tsv_line_numbers_count_blank_lines(tmp_path):
+    body = _HEADER + "s\t1\tThe\t310\n\n\ns\t2\tcat\tslow\n"  # the bad row is line 5
+    message = _load_error(tmp_path, body)
+    assert "line 5: 'slow'" in message
+
+
+def test_load_tsv_line_numbers_count_blank_lines_with_crlf_and_a_blank_first_line(tmp_path):
+    body = "\r\n" + _HEADER.replace("\n", "\r\n") + "s\t1\tThe\t310\r\n \r\ns\t2\t\t300\r\n"
+    message = _load_error(tmp_path, body)
+    assert "has 1 empty words" in message and "line 5" in message
+
+
+def test_load_tsv_names_the_lines_of_a_repeated_position(tmp_path):
+    body = _HEADER + "s\t1\tThe\t310\ns\t2\tcat\t320\n\ns\t2\tsat.\t330\nt\t1\tA\t300\n"
+    message = _load_error(tmp_path, body)
+    assert "story 's': position 2 on lines 3 and 5" in message
+
+
+def test_load_tsv_names_the_lines_around_a_gap(tmp_path):
+    body = _HEADER + "s\t1\tThe\t310\ns\t2\tcat\t320\ns\t5\tsat.\t330\n"
+    message = _load_error(tmp_path, body)
+    assert "story 's': no position 3, 4 (line 3 has 2, line 4 has 5)" in message
+
+
+def test_load_tsv_names_positions_below_1(tmp_path):
+    body = _HEADER + "s\t0\tThe\t310\ns\t1\tcat\t320\n"
+    message = _load_error(tmp_path, body)
+    assert "story 's': position 0 on line 2 (positions start at 1)" in message
+
+
+def test_load_tsv_names_the_line_and_bytes_that_are_not_utf8(tmp_path):
+    body = (_HEADER + "s\t1\tThe\t310\n\ns\t2\tcaf\xe9\t320\n").encode("latin-1")
+    message = _load_error(tmp_path, body)
+    assert "not UTF-8" in message
+    assert "line 4, byte 8: 0xe9" in message
+    assert "encoding=" in message
+    mine = load_tsv(tmp_path / "mine.tsv", encoding="latin-1")
+    assert mine.frame["word"].tolist() == ["The", "café"]
+
+
+def test_load_tsv_names_a_row_with_the_wrong_number_of_fields(tmp_path):
+    body = _HEADER + "s\t1\tThe\t310\n\ns\t2\tcat\t320\textra\ns\t3\tsat.\n"
+    message = _load_error(tmp_path, body)
+    assert "line 4: 5 fields; line 5: 3 fields" in message
+    assert "4 fields" in message  # the header's count

@@ -1,12 +1,12 @@
 """Tab-separated reading-time tables: a strict reader and :func:`load_tsv` for your own corpus.
 
-Tables are read with quoting disabled (``csv.QUOTE_NONE``) and without NA parsing, so words such
-as ``"Yes,"``, ``'What`` or ``null`` stay exactly as written.
+Tables are read with quoting disabled (a field is the text between separators) and without NA
+parsing, so words such as ``"Yes,"``, ``'What`` or ``null`` stay exactly as written.
 """
 
 from __future__ import annotations
 
-import csv
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,21 +19,89 @@ from phasewatch.corpora.schema import ReadingTimeCorpus
 _SHOWN_ROWS = 5
 
 
-def read_tsv(path: str | Path, required: Sequence[str], *, sep: str = "\t") -> pd.DataFrame:
-    """Read a table with a header row as strings; raise :class:`CorpusDataError` if it cannot be
-    parsed or lacks a ``required`` column."""
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
+
+
+def _decode(path: Path, data: bytes, encoding: str, expected: str) -> str:
+    """``data`` decoded; a byte that is not ``encoding`` raises with its line and column."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        bad = []
+        for number, line in enumerate(_LINE_BREAK_BYTES.split(data), start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError as exc:
+                byte = line[exc.start : exc.end]
+                bad.append(f"line {number}, byte {exc.start + 1}: 0x{byte.hex()} in {line[:60]!r}")
+                if len(bad) == _SHOWN_ROWS:
+                    break
+        raise CorpusDataError(
+            path,
+            f"is not {encoding.upper() if encoding.lower() == 'utf-8' else encoding} text",
+            expected=expected,
+            found="; ".join(bad),
+            fix="save the file as UTF-8, or pass its encoding (e.g. encoding='latin-1')",
+        ) from None
+    except LookupError as exc:
+        raise ValueError(f"`encoding` {encoding!r} is not a codec Python knows: {exc}") from None
+    return text[1:] if text.startswith("\ufeff") else text  # a byte-order mark is not a column
+
+
+def _blank(line: str, sep: str) -> bool:
+    """Whether ``line`` holds no field: only spaces and tabs (tabs count unless they separate)."""
+    return not line.strip(" \t".replace(sep, ""))
+
+
+def read_tsv(
+    path: str | Path, required: Sequence[str], *, sep: str = "\t", encoding: str = "utf-8"
+) -> pd.DataFrame:
+    """Read a table with a header row as strings, indexed by the 1-based line number of each row
+    in the file (blank lines are skipped but counted); raise :class:`CorpusDataError` if it cannot
+    be decoded, a row has another number of fields than the header, or a ``required`` column is
+    missing.
+
+    Quoting is off: a row's fields are its text between separators (``sep``, one character).
+    """
     path = Path(path)
+    if not isinstance(sep, str) or len(sep) != 1:
+        raise ValueError(f"`sep` must be one character, e.g. '\\t' or ',', got {sep!r}")
     expected = (
         f"a header row with the columns {list(required)}, then one row per word, {sep!r}-separated"
     )
     if not path.is_file():
         raise CorpusDataError(path, "file not found", expected=expected, found="no such file")
-    try:
-        frame = pd.read_csv(path, sep=sep, quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    text = _decode(path, path.read_bytes(), encoding, expected)
+    numbered = [
+        (number, line)
+        for number, line in enumerate(_LINE_BREAK.split(text), start=1)
+        if not _blank(line, sep)
+    ]
+    if not numbered:
         raise CorpusDataError(
-            path, "cannot be parsed as a table", expected=expected, found=str(exc).strip()
-        ) from exc
+            path, "cannot be parsed as a table", expected=expected, found="no header, no rows"
+        )
+    (_, header_line), rows = numbered[0], numbered[1:]
+    header = [name or f"Unnamed: {i}" for i, name in enumerate(header_line.split(sep))]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise CorpusDataError(
+            path, f"repeats the column names {repeated}", expected=expected, found=repr(header)
+        )
+    fields = [line.split(sep) for _, line in rows]
+    wrong = [(n, len(f)) for (n, _), f in zip(rows, fields, strict=True) if len(f) != len(header)]
+    if wrong:
+        raise CorpusDataError(
+            path,
+            f"has {len(wrong)} rows whose number of fields is not the header's {len(header)}",
+            expected=f"{len(header)} fields in every row, {sep!r}-separated, as in the header",
+            found="; ".join(f"line {n}: {k} fields" for n, k in wrong[:_SHOWN_ROWS]),
+            fix="remove the extra separators or fill the missing fields"
+            + ("; for a CSV file pass sep=','" if sep == "\t" else ""),
+        )
+    frame = pd.DataFrame(fields, columns=header, dtype=str)
+    frame.index = pd.Index([n for n, _ in rows], name="line")
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise CorpusDataError(
@@ -48,14 +116,16 @@ def read_tsv(path: str | Path, required: Sequence[str], *, sep: str = "\t") -> p
 def numeric_column(
     frame: pd.DataFrame, column: str, path: str | Path, *, integer: bool = False
 ) -> pd.Series:
-    """``frame[column]`` as float (or int) values; every value must be a finite number."""
+    """``frame[column]`` as float (or int) values; every value must be a finite number. Errors name
+    rows by ``frame.index`` (the file's line numbers, as :func:`read_tsv` gives them)."""
     values = pd.to_numeric(frame[column], errors="coerce").astype(float)
     bad = ~np.isfinite(values.to_numpy())
     if integer:
         bad |= values.to_numpy() != np.round(values.to_numpy())
     if bad.any():
         rows = [
-            f"line {i + 2}: {frame[column].iloc[i]!r}" for i in np.flatnonzero(bad)[:_SHOWN_ROWS]
+            f"line {frame.index[i]}: {frame[column].iloc[i]!r}"
+            for i in np.flatnonzero(bad)[:_SHOWN_ROWS]
         ]
         raise CorpusDataError(
             path,
@@ -67,20 +137,74 @@ def numeric_column(
     return values.astype(np.int64) if integer else values
 
 
+def check_reading_times(values: pd.Series, column: str, path: str | Path) -> None:
+    """Reading times (ms) must be >= 0; 0 marks a skipped word. ``values.index``: line numbers."""
+    negative = np.flatnonzero(values.to_numpy() < 0)
+    if len(negative):
+        raise CorpusDataError(
+            path,
+            f"column {column!r} has {len(negative)} negative values",
+            expected="a reading time in ms >= 0 in every row (0 = a skipped word, which the ΔLL "
+            "regression leaves out)",
+            found="; ".join(
+                f"line {values.index[i]}: {float(values.iloc[i]):g}" for i in negative[:_SHOWN_ROWS]
+            ),
+            fix="correct those rows, or set a missing reading to 0 (left out of the regression)",
+        )
+
+
+def _lines(numbers: Sequence[int]) -> str:
+    """``"line 3"``, ``"lines 3 and 5"``, ``"lines 3, 5 and 9"``."""
+    shown = [str(n) for n in numbers]
+    if len(shown) == 1:
+        return f"line {shown[0]}"
+    return f"lines {', '.join(shown[:-1])} and {shown[-1]}"
+
+
+def _position_problems(story: object, positions: pd.Series) -> list[str]:
+    """What keeps one story's positions (indexed by line number) from being 1..n."""
+    problems = []
+    lines_of: dict[int, list[int]] = {}
+    for line, position in positions.items():
+        lines_of.setdefault(int(position), []).append(int(line))
+    for position, lines in sorted(lines_of.items()):
+        if position < 1:
+            problems.append(
+                f"story {story!r}: position {position} on {_lines(lines)} (positions start at 1)"
+            )
+        elif len(lines) > 1:
+            problems.append(f"story {story!r}: position {position} on {_lines(lines)}")
+    present = [p for p in sorted(lines_of) if p >= 1]
+    for before, after in zip([0, *present], present, strict=False):
+        if after - before > 1:
+            missing = list(range(before + 1, after))
+            named = (
+                ", ".join(map(str, missing)) if len(missing) <= 3 else f"{before + 1}…{after - 1}"
+            )
+            around = f"line {lines_of[after][0]} has {after}"
+            if before:
+                around = f"line {lines_of[before][-1]} has {before}, {around}"
+            problems.append(f"story {story!r}: no position {named} ({around})")
+    return problems
+
+
 def check_positions(frame: pd.DataFrame, path: str | Path) -> None:
-    """Each story's ``position`` values must be exactly 1..n (the full text, no gaps or repeats)."""
+    """Each story's ``position`` values must be exactly 1..n (the full text, no gaps or repeats).
+
+    Errors name the offending rows by ``frame.index`` (the file's line numbers, as
+    :func:`read_tsv` gives them).
+    """
     problems = []
     for story, positions in frame.groupby("story", sort=True)["position"]:
-        got = np.sort(positions.to_numpy())
-        if not np.array_equal(got, np.arange(1, len(got) + 1)):
-            problems.append(f"story {story!r}: positions {got[:3].tolist()}…{got[-3:].tolist()}")
+        problems += _position_problems(story, positions)
     if problems:
         raise CorpusDataError(
             path,
             "positions are not 1..n within each story",
             expected="positions 1, 2, …, n in every story: one row per displayed word",
-            found="; ".join(problems[:_SHOWN_ROWS]),
-            fix="keep every word of the text (the text is rebuilt from the rows)",
+            found="; ".join(problems[:_SHOWN_ROWS])
+            + (f"; and {len(problems) - _SHOWN_ROWS} more" if len(problems) > _SHOWN_ROWS else ""),
+            fix="keep every word of the text once (the text is rebuilt from the rows)",
         )
 
 
@@ -106,15 +230,19 @@ def load_tsv(
     citation: str = "",
     measure: str = "self-paced reading",
     default_spillover: int | None = None,
+    encoding: str = "utf-8",
 ) -> ReadingTimeCorpus:
     """Load your own reading-time corpus from a table with one row per displayed word.
 
     Args:
-        path: the table (TSV by default; ``sep=","`` for CSV). Quoting is disabled and no value is
-            read as missing, so words keep their quotes and ``null`` stays a word.
+        path: the table (TSV by default; ``sep=","`` for CSV; ``sep`` is one character). Quoting
+            is disabled and no value is read as missing, so words keep their quotes and ``null``
+            stays a word. Blank lines are skipped; every other row has the header's number of
+            fields.
         story, position, word, rt: the names of the columns holding the story id, the 1-based
             word position in the story (every story must have positions 1..n), the word as
-            displayed (punctuation attached) and the reading time in ms (finite numbers).
+            displayed (punctuation attached) and the reading time in ms (a finite number >= 0;
+            0 marks a skipped word, kept in the corpus and left out of the ΔLL regression).
         n_readers: optional column with the number of readers behind each ``rt``.
         name: corpus name; defaults to the file name without extension.
         license, citation, measure: carried with the corpus. ``measure`` names the reading
@@ -122,28 +250,32 @@ def load_tsv(
         default_spillover: previous words in the ΔLL regression for this corpus; by default from
             the measure's kind (self-paced reading 4, eye tracking 2; see
             :class:`ReadingTimeCorpus`).
+        encoding: the file's text encoding (UTF-8 by default; e.g. ``"latin-1"``).
 
     Returns:
         A :class:`ReadingTimeCorpus` sorted by story then position; further columns are kept
         (numeric where every value is a number).
 
     Raises:
-        CorpusDataError: the file is missing or unparsable, a named column is absent, a value is
-            not a number, or positions are not 1..n per story.
+        CorpusDataError: the file is missing, not in ``encoding``, or unparsable (a row with
+            another number of fields than the header), a named column is absent, a value is not
+            a number, a reading time is negative, a word is empty, or positions are not 1..n per
+            story (a repeat, a gap, a position below 1). The message names the file's line
+            numbers (blank lines counted) of the first offending rows.
         ValueError: ``default_spillover`` is not given and the measure's kind has no default.
     """
     path = Path(path)
     names = {"story": story, "position": position, "word": word, "rt": rt}
     if n_readers is not None:
         names["n_readers"] = n_readers
-    raw = read_tsv(path, list(names.values()), sep=sep)
+    raw = read_tsv(path, list(names.values()), sep=sep, encoding=encoding)
     empty = np.flatnonzero(raw[word].str.len().to_numpy() == 0)
     if len(empty):
         raise CorpusDataError(
             path,
             f"column {word!r} (argument word=) has {len(empty)} empty words",
             expected="a non-empty displayed word in every row",
-            found=", ".join(f"line {i + 2}" for i in empty[:_SHOWN_ROWS]),
+            found=", ".join(f"line {raw.index[i]}" for i in empty[:_SHOWN_ROWS]),
         )
     frame = pd.DataFrame(
         {
@@ -153,6 +285,7 @@ def load_tsv(
             "rt": numeric_column(raw, rt, path),
         }
     )
+    check_reading_times(frame["rt"], rt, path)
     if n_readers is not None:
         frame["n_readers"] = numeric_column(raw, n_readers, path, integer=True)
     for column in raw.columns.difference(list(names.values()), sort=False):
