@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from lightning_helpers import TinyLM
@@ -54,11 +55,18 @@ def test_induction_transition_alert_fires_once_inside_the_jump(tmp_path):
     events = [e for e in seen if e.metric == "heads/induction_max"]
     assert len(events) == 1, (events, induction)
     (event,) = events
-    before = [v for step, _, v in induction if step < event.step]
-    after = [v for step, _, v in induction if step > event.confirmed_step]
-    # The alert sits inside the jump: flat below 0.1 before it, above 0.7 within 3 evaluations.
-    assert max(before[-4:]) < 0.1 and max(after[:3]) > 0.7
-    assert 300 <= event.step <= 850
+    # Inside the jump (issue 8): from the last evaluation before the 10 % point of the rise to the
+    # first after its 90 % point, the rise taken from the first value to the last.
+    steps = [step for step, _, _ in induction]
+    values = np.array([v for _, _, v in induction])
+    low, high = values[0], values[-1]
+    assert high - low > 0.5, induction  # the run did learn induction
+    ten, ninety = low + 0.1 * (high - low), low + 0.9 * (high - low)
+    first_above_ten = int(np.argmax(values >= ten))
+    start = steps[first_above_ten - 1]
+    end = steps[int(np.argmax(values > ninety))]
+    assert start <= event.step <= end, (event, induction)
+    assert event.confirmed_step <= steps[-1]
     assert event.tokens == event.step * 32 * 100
     assert event.heads and all(layer == 1 for layer, _ in event.heads)  # induction needs layer 1
     # Offline, the same detector over the whole history agrees with the online verdict.
@@ -69,3 +77,66 @@ def test_induction_transition_alert_fires_once_inside_the_jump(tmp_path):
     assert [(e.step, e.confirmed_step, e.after) for e in offline] == [
         (event.step, event.confirmed_step, event.after)
     ]
+
+
+# -- TransitionMonitor's arguments and state (fast) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"watch": {}}, "`watch` must map metric keys to detector arguments"),
+        (
+            {"watch": {"heads/induction_max": 0.1}},
+            r"`watch\['heads/induction_max'\]` must be a dict",
+        ),
+        (
+            {"watch": {"heads/induction_max": {"windw": 4}}},
+            r"has unknown detector argument\(s\) windw; known: rule, direction",
+        ),
+        ({"watch": {"loss": {"min_change": -1}}}, r"`watch\['loss'\]`: `min_change` must be > 0"),
+        ({"rule": "paper"}, "`rule` can be abrupt or threshold or None, got 'paper'"),
+    ],
+)
+def test_monitor_validates_its_watch_naming_the_key_and_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TransitionMonitor(**kwargs)
+
+
+def test_rule_threshold_alone_watches_the_papers_transition_point():
+    monitor = TransitionMonitor(rule="threshold")
+    (detector,) = monitor.detectors.values()
+    assert detector.metric == "heads/induction_max"
+    assert (detector.rule, detector.level) == ("threshold", 0.1)
+    mixed = TransitionMonitor(watch={"a": {}, "b": {"rule": "abrupt"}}, rule="threshold")
+    assert [d.rule for d in mixed.detectors.values()] == ["threshold", "abrupt"]
+    default = TransitionMonitor()
+    assert {k: d.rule for k, d in default.detectors.items()} == {
+        "heads/induction_max": "abrupt",
+        "loss": "abrupt",
+    }
+    assert default.detectors["loss"].start_step == 300
+
+
+def test_monitor_passes_the_deprecated_window_on_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="`window` is deprecated"):
+        monitor = TransitionMonitor(watch={"loss": {"direction": "drop", "window": 5}})
+    assert monitor.detectors["loss"].min_reference == 5
+
+
+def test_a_monitor_state_saved_by_phasewatch_0_1_loads(caplog):
+    old_detector = {"baseline": [0.01, 0.012, 0.011, 0.01], "candidate": None, "events": []}
+    old = {
+        "detectors": {"heads/induction_max": old_detector, "loss": dict(old_detector)},
+        "events": [],
+        "checkpoints": [],
+        "loss": 4.2,
+        "tokens": 320_000,
+        "last_loss_step": 100,
+    }
+    monitor = TransitionMonitor()
+    with caplog.at_level("INFO", logger="phasewatch"):
+        monitor.load_state_dict(old)
+    assert caplog.text.count("state of phasewatch 0.1.0 converted") == 2
+    assert all(d.history == [] for d in monitor.detectors.values())
+    assert monitor.state_dict()["tokens"] == 320_000
