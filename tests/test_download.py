@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -172,3 +174,89 @@ def test_fetch_downloads_every_manifest_file_verified(mirror, tmp_path, monkeypa
         assert (corpus_dir / relpath).read_bytes() == (mirror.folder / relpath).read_bytes()
     fetch("naturalstories", cache_dir=tmp_path / "fetched", base_url=mirror.base_url)
     assert len(mirror.requests) == len(manifest)
+
+
+# --- faults: a trickling server, an empty PHASEWATCH_DATA (issue 9) -------------------------
+
+
+class _TrickleHandler(SimpleHTTPRequestHandler):
+    """Announces the file's full size, then sends one byte every 50 ms, 200 bytes at most: each
+    read returns within the per-read timeout, so only an overall deadline ends the download."""
+
+    def __init__(self, *args, size: int, sent: list[int], **kwargs):
+        self._size, self._sent = size, sent
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(self._size))
+        self.end_headers()
+        try:
+            for _ in range(200):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                self._sent[0] += 1
+                time.sleep(0.05)
+        except OSError:  # the client hung up: what the deadline is for
+            pass
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture
+def trickle_server():
+    """``(base_url, sent)``: a server on 127.0.0.1 trickling any file; ``sent[0]`` bytes sent."""
+    entry = read_manifest("naturalstories")[ns.TOKENS_PATH]
+    sent = [0]
+    handler = functools.partial(_TrickleHandler, size=entry.size, sent=sent)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/naturalstories", sent
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_trickling_server_is_abandoned_at_the_overall_deadline(
+    trickle_server, tmp_path, monkeypatch
+):
+    """Deterministic: the download's clock is a counter that advances 1 s per look, so the
+    5 s deadline passes after a handful of reads, whatever the machine's speed."""
+    base_url, sent = trickle_server
+    ticks = itertools.count()
+    monkeypatch.setattr(download_module, "_clock", lambda: float(next(ticks)))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    entry = read_manifest("naturalstories")[ns.TOKENS_PATH]
+    target = tmp_path / "cache" / "naturalstories" / ns.TOKENS_PATH
+    with pytest.raises(CorpusDataError, match=r"did not finish within 5 s") as caught:
+        download_module.download_file(entry, target, base_url=base_url, deadline_s=5)
+    message = str(caught.value)
+    assert f"of {entry.size} bytes" in message and "deadline_s=" in message
+    assert sent[0] < 50  # abandoned after a few reads, long before the server's 200 bytes
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("deadline", [0, -1.0, "60", float("nan"), True])
+def test_a_deadline_that_is_not_a_positive_number_of_seconds_is_refused(deadline, tmp_path):
+    with pytest.raises(ValueError, match=r"`deadline_s` must be a number of seconds > 0"):
+        fetch("naturalstories", cache_dir=tmp_path, deadline_s=deadline)
+
+
+def test_phasewatch_data_without_the_corpus_is_named_when_the_download_fails(
+    mirror, tmp_path, monkeypatch
+):
+    empty = tmp_path / "my-corpora"
+    empty.mkdir()
+    monkeypatch.setenv("PHASEWATCH_DATA", str(empty))
+    (mirror.folder / ns.TOKENS_PATH).unlink()
+    with pytest.raises(CorpusDataError, match=r"could not download") as caught:
+        load("naturalstories")
+    message = str(caught.value)
+    assert f"PHASEWATCH_DATA={empty} is set but holds no naturalstories/ folder" in message
+    assert f"{empty}/naturalstories/{ns.TOKENS_PATH}" in message  # where to put the file

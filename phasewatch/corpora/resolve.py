@@ -8,7 +8,7 @@ Resolution order for ``data_file(corpus, relpath)``:
 2. ``$PHASEWATCH_DATA/<corpus>/<relpath>`` if ``$PHASEWATCH_DATA/<corpus>/`` exists.
    Never downloads.
 3. the per-user cache (:func:`~phasewatch.corpora.download.cache_root`), filled by verified
-   download.
+   download. If ``$PHASEWATCH_DATA`` is set but lacks ``<corpus>/``, a failed download says so.
 
 Every file is checked against the manifest (size, sha256) before it is returned.
 """
@@ -47,16 +47,17 @@ def data_file(
     *,
     data_dir: str | Path | None = None,
     base_url: str | None = None,
+    deadline_s: float | None = None,
 ) -> Path:
     """Path of the verified file ``relpath`` (upstream layout, e.g.
     ``"naturalstories_RTS/all_stories.tok"``) of ``corpus``, found or downloaded as in the module
     docstring. ``base_url`` (default ``$PHASEWATCH_BASE_URL``) replaces the upstream URL when
-    downloading.
+    downloading; ``deadline_s`` bounds the download's whole time (default 600 s).
 
     Raises:
-        ValueError: unknown corpus, or ``relpath`` not in its manifest.
+        ValueError: unknown corpus, ``relpath`` not in its manifest, or a bad ``deadline_s``.
         CorpusDataError: the file is missing or does not match the manifest, or its download
-            failed.
+            failed (the message says when ``$PHASEWATCH_DATA`` is set but lacks the corpus).
     """
     entry = manifest_entry(corpus, relpath)
     if data_dir is not None:
@@ -81,14 +82,37 @@ def data_file(
             f"{DATA_ENV} to download into the cache (`phasewatch data fetch {corpus}`)"
         )
         return check_file(root / relpath, entry, fix=fix)
-    return download_file(entry, cache_root() / corpus / relpath, base_url=base_url)
+    target = cache_root() / corpus / relpath
+    try:
+        return download_file(entry, target, base_url=base_url, deadline_s=deadline_s)
+    except CorpusDataError as exc:
+        if not env_dir:
+            raise
+        folder = Path(env_dir).expanduser()
+        lacks = f"holds no {corpus}/ folder" if folder.is_dir() else "is not a folder"
+        raise CorpusDataError(
+            exc.path,
+            f"{exc.problem}\n  ({DATA_ENV}={env_dir} is set but {lacks}, so the download cache "
+            "was used)",
+            expected=exc.expected,
+            found=exc.found,
+            fix=f"to work offline put the {corpus} files in upstream layout under "
+            f"{folder / corpus} (this file: {folder / corpus / relpath}); or {exc.fix}",
+        ) from exc
 
 
 def data_files(
-    corpus: str, *, data_dir: str | Path | None = None, base_url: str | None = None
+    corpus: str,
+    *,
+    data_dir: str | Path | None = None,
+    base_url: str | None = None,
+    deadline_s: float | None = None,
 ) -> dict[str, Path]:
-    """Relative path → verified local path for every file in the manifest of ``corpus``."""
+    """Relative path → verified local path for every file in the manifest of ``corpus``;
+    ``deadline_s`` bounds each file's download (default 600 s)."""
     return {
-        relpath: data_file(corpus, relpath, data_dir=data_dir, base_url=base_url)
+        relpath: data_file(
+            corpus, relpath, data_dir=data_dir, base_url=base_url, deadline_s=deadline_s
+        )
         for relpath in read_manifest(corpus)
     }
