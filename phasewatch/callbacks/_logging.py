@@ -1,9 +1,12 @@
-"""Writing to the Trainer's loggers: scalars to all, text and figures to TensorBoard only."""
+"""Writing to the Trainer's loggers (scalars to all, text and figures to TensorBoard only), to the
+run's history file, and checkpoints that a kill cannot leave half-written."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from phasewatch.report.history import HISTORY_FILE
+
+log = logging.getLogger("phasewatch")
 
 
 def log_to_callback_metrics(pl_module, metrics: dict[str, float]) -> None:
@@ -57,9 +62,13 @@ def log_figure(trainer: Trainer, tag: str, figure: Any, step: int) -> None:
 
 
 def run_dir(trainer: Trainer) -> Path:
-    """Where phasewatch writes its history and checkpoints: the logger's directory if any."""
-    for logger in trainer.loggers:
-        log_dir = getattr(logger, "log_dir", None)
+    """The run directory, where phasewatch writes its history and checkpoints.
+
+    One rule: the first logger's ``log_dir`` if it has one (TensorBoard and CSV loggers do, e.g.
+    ``lightning_logs/version_3``), else ``trainer.default_root_dir``.
+    """
+    if trainer.loggers:
+        log_dir = getattr(trainer.loggers[0], "log_dir", None)
         if log_dir:
             return Path(log_dir)
     return Path(trainer.default_root_dir)
@@ -68,7 +77,96 @@ def run_dir(trainer: Trainer) -> Path:
 @rank_zero_only
 def append_history(trainer: Trainer, record: dict) -> None:
     """Append one JSON record to the run's phasewatch history (read by ``phasewatch report``)."""
-    path = run_dir(trainer) / HISTORY_FILE
-    os.makedirs(path.parent, exist_ok=True)
+    path = history_file(trainer)
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
+
+
+# -- the history in the checkpoint ----------------------------------------------------------------
+
+#: Key of the run history inside one phasewatch callback's checkpoint state.
+HISTORY_STATE = "run_history"
+_HISTORY_FORMAT = 1
+
+
+def history_file(trainer: Trainer) -> Path:
+    """The run's history file, after writing there the history a resumed checkpoint carried."""
+    path = run_dir(trainer) / HISTORY_FILE
+    os.makedirs(path.parent, exist_ok=True)
+    for callback in trainer.callbacks:
+        restored = getattr(callback, "_restored_history", None)
+        if restored is not None:
+            callback._restored_history = None
+            if trainer.is_global_zero:
+                _write_restored(path, restored, trainer.global_step)
+    return path
+
+
+def history_state(trainer: Trainer) -> dict | None:
+    """The run's history file, compressed, for a checkpoint (rank zero; None elsewhere or if none).
+
+    ``{"format_version", "jsonl_zlib": zlib-compressed UTF-8 JSON lines, "records", "path"}``.
+    """
+    if not trainer.is_global_zero:
+        return None
+    path = history_file(trainer)
+    if not path.exists():
+        return None
+    data = path.read_bytes()
+    return {
+        "format_version": _HISTORY_FORMAT,
+        "jsonl_zlib": zlib.compress(data, 6),
+        "records": data.count(b"\n"),
+        "path": str(path),
+    }
+
+
+def _write_restored(path: Path, state: dict, step: int) -> None:
+    """Write the checkpoint's history as the run's history file, atomically.
+
+    A different file already there (a resume into the same directory after the run went on past
+    the checkpoint) is kept beside it as ``phasewatch_history.before_resume_step<step>.jsonl``.
+    """
+    data = zlib.decompress(state["jsonl_zlib"])
+    if path.exists():
+        if path.read_bytes() == data:
+            return
+        kept = path.with_name(f"{path.stem}.before_resume_step{step}{path.suffix}")
+        os.replace(path, kept)
+        log.info(
+            "phasewatch: resumed at step %d; the history found in %s is kept as %s",
+            step,
+            path.parent,
+            kept.name,
+        )
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+    log.info(
+        "phasewatch: resumed at step %d; wrote the %d history records of the run so far "
+        "(from the checkpoint) into %s",
+        step,
+        state.get("records", data.count(b"\n")),
+        path,
+    )
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+
+
+def save_checkpoint(trainer: Trainer, path: str | Path) -> Path:
+    """``trainer.save_checkpoint`` that never leaves ``path`` truncated.
+
+    The checkpoint is written to ``.<name>.tmp`` in the same directory, then moved onto ``path``
+    with ``os.replace`` (atomic within one filesystem): a kill at any moment leaves either the
+    previous file or the new one. (Lightning's own save goes through a temporary file under
+    ``TMPDIR``; on another filesystem its final move is a copy, and a kill there left 0 bytes.)
+    Called on every rank, like ``trainer.save_checkpoint``.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(str(temporary), weights_only=False)
+    if trainer.is_global_zero:
+        os.replace(temporary, path)
+    trainer.strategy.barrier("phasewatch.save_checkpoint")
+    return path

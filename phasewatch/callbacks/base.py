@@ -4,17 +4,23 @@ A monitor measures on its schedule (rank zero computes, every rank receives the 
 broadcast, so every decision taken from them agrees across ranks), records a history, logs scalars,
 and hands each measurement to the listening callbacks (transition and peak monitors) at once, in the
 same hook, whatever their order in ``trainer.callbacks``.
+
+Checkpoints carry each callback's state and, in the state of the first phasewatch callback, the
+run's history file (compressed); a resumed run writes that history into its own run directory
+first, so the report of the latest folder covers the whole run.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_only
 
 from phasewatch.callbacks import _logging
 from phasewatch.callbacks.schedule import MeasureSchedule
@@ -37,12 +43,97 @@ def count_tokens(batch: Any) -> int:
     return 0
 
 
+def state_with_defaults(owner: str, state: dict, defaults: dict[str, Any]) -> dict[str, Any]:
+    """``state``'s values for ``defaults``' keys, a default where a key is missing.
+
+    A state saved by an older phasewatch may lack keys added since; it loads with the defaults
+    (as Lightning's own callbacks do) and one log line names what was missing.
+    """
+    missing = [key for key in defaults if key not in state]
+    if missing:
+        _info(
+            "%s: the checkpoint's state has no %s (saved by an older phasewatch); using %s",
+            owner,
+            ", ".join(missing),
+            ", ".join(f"{key}={defaults[key]!r}" for key in missing),
+        )
+    return {key: state.get(key, default) for key, default in defaults.items()}
+
+
+@rank_zero_only
+def _info(message: str, *args: Any) -> None:
+    log.info(message, *args)
+
+
+def is_phasewatch_callback(callback: Any) -> bool:
+    return isinstance(callback, (PhasewatchMonitor, MeasurementListener))
+
+
+def carry_history(callback: Callback, trainer: Trainer, checkpoint: dict) -> None:
+    """``on_save_checkpoint``: put the run's history into the first phasewatch callback's state."""
+    states = checkpoint.get("callbacks")
+    first = next((cb for cb in trainer.callbacks if is_phasewatch_callback(cb)), None)
+    if callback is not first or not isinstance(states, dict) or callback.state_key not in states:
+        return
+    history = _logging.history_state(trainer)
+    if history is not None:
+        states[callback.state_key][_logging.HISTORY_STATE] = history
+
+
+def take_history(callback: Callback, state: dict) -> None:
+    """``load_state_dict``: keep the carried history until the run directory is known."""
+    callback._state_loaded = True
+    history = state.get(_logging.HISTORY_STATE)
+    if history is not None:
+        callback._restored_history = history
+
+
+_resume_noted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def start_resumed_run(trainer: Trainer) -> None:
+    """``on_train_start``: write the carried history; say which callbacks had no state to resume.
+
+    A checkpoint made without phasewatch (or with other callback settings) restores nothing into
+    the callbacks: their token counts restart at 0. One log line says so, once per run.
+    """
+    if trainer.is_global_zero:
+        _logging.history_file(trainer)
+    resumed = trainer.ckpt_path is not None or trainer.global_step > 0
+    if not resumed or _resume_noted.get(trainer) == trainer.ckpt_path:
+        return
+    _resume_noted[trainer] = trainer.ckpt_path
+    missing = [
+        type(cb).__name__
+        for cb in trainer.callbacks
+        if is_phasewatch_callback(cb) and not getattr(cb, "_state_loaded", False)
+    ]
+    if missing and trainer.is_global_zero:
+        log.warning(
+            "phasewatch: resumed at step %d from a checkpoint without the state of %s (made "
+            "without phasewatch, or with other callback settings): token counts restart at 0 "
+            "tokens and histories at step %d",
+            trainer.global_step,
+            ", ".join(missing),
+            trainer.global_step,
+        )
+
+
 class MeasurementListener:
     """Mixin of callbacks that act on phasewatch measurements as soon as they are taken.
 
     Keys no phasewatch monitor produces (a user's own metric) are read from
     ``trainer.callback_metrics`` at each validation instead, via :meth:`validation_value`.
+    The mixin also carries the run's history in checkpoints (see the module's docstring).
     """
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        start_resumed_run(trainer)
+
+    def on_save_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict
+    ) -> None:
+        carry_history(self, trainer, checkpoint)
 
     @staticmethod
     def validation_value(trainer: Trainer, key: str) -> float | None:
@@ -123,6 +214,7 @@ class PhasewatchMonitor(Callback):
     # -- Lightning hooks ---------------------------------------------------------------------------
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        start_resumed_run(trainer)
         _logging.append_history(
             trainer, {"kind": "config", "monitor": type(self).__name__, **self.describe()}
         )
@@ -201,7 +293,18 @@ class PhasewatchMonitor(Callback):
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.history = {k: [list(r) for r in v] for k, v in state_dict["history"].items()}
-        self.tokens_seen = int(state_dict["tokens_seen"])
-        self.failures = int(state_dict["failures"])
-        self._last_measured_step = state_dict["last_measured_step"]
+        state = state_with_defaults(
+            type(self).__name__,
+            state_dict,
+            {"history": {}, "tokens_seen": 0, "failures": 0, "last_measured_step": None},
+        )
+        self.history = {k: [list(r) for r in v] for k, v in state["history"].items()}
+        self.tokens_seen = int(state["tokens_seen"])
+        self.failures = int(state["failures"])
+        self._last_measured_step = state["last_measured_step"]
+        take_history(self, state_dict)
+
+    def on_save_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict
+    ) -> None:
+        carry_history(self, trainer, checkpoint)

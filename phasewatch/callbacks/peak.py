@@ -10,7 +10,12 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from phasewatch import keys
 from phasewatch.callbacks import _logging
-from phasewatch.callbacks.base import MeasurementListener, count_tokens
+from phasewatch.callbacks.base import (
+    MeasurementListener,
+    count_tokens,
+    state_with_defaults,
+    take_history,
+)
 from phasewatch.detect import PeakEvent, PeakTracker
 from phasewatch.detect.peak import DEFAULT_MIN_Z
 
@@ -35,7 +40,10 @@ class PeakMonitor(MeasurementListener, Callback):
       evaluation. A metric without per-word values (a user's own) has no paired test: patience
       alone decides there, and the event says so.
 
-    With ``restore_peak=True`` the best weights are loaded back into the model when training ends.
+    With ``restore_peak=True`` the best weights are loaded back into the model when training ends;
+    if no peak checkpoint was saved, or its file is gone, the model keeps its final weights and a
+    warning says so (``strict=True``: an error). The checkpoint is written to a temporary file in
+    its directory and moved into place, so a kill mid-save leaves the previous best intact.
     ``waiting_for`` says, in words, what the last evaluation still lacked.
 
     Logs ``<monitor>_peak`` (best smoothed value) and ``<monitor>_peak_step`` at each evaluation.
@@ -55,10 +63,17 @@ class PeakMonitor(MeasurementListener, Callback):
         min_tokens: training tokens before a peak may be confirmed (default 0).
         require_rise: a peak needs a rise before it (default True).
         save_peak: save a checkpoint at each new best (default True).
-        dirpath: where the checkpoint goes (default: the logger's directory).
+        dirpath: where the checkpoint goes (default: the run directory, see
+            ``phasewatch.callbacks._logging.run_dir``).
         filename: checkpoint file name (default ``"ppp_peak.ckpt"``).
         stop: stop training once the peak is confirmed (default False).
-        restore_peak: load the peak checkpoint's weights into the model at the end of training.
+        restore_peak: load the peak checkpoint's weights into the model at the end of training
+            (needs ``save_peak=True``).
+        strict: raise instead of warning when ``restore_peak`` finds no peak checkpoint.
+
+    Raises:
+        ValueError: ``filename`` not ending in ``.ckpt``; ``restore_peak=True`` with
+            ``save_peak=False``.
     """
 
     def __init__(
@@ -78,9 +93,15 @@ class PeakMonitor(MeasurementListener, Callback):
         filename: str = "ppp_peak.ckpt",
         stop: bool = False,
         restore_peak: bool = False,
+        strict: bool = False,
     ) -> None:
         if not filename.endswith(".ckpt"):
             raise ValueError(f"`filename` must end in .ckpt, got {filename!r}")
+        if restore_peak and not save_peak:
+            raise ValueError(
+                "`restore_peak=True` needs the peak checkpoint, but `save_peak=False` saves none: "
+                "set save_peak=True, or restore_peak=False"
+            )
         self.monitor = monitor
         self.tracker = PeakTracker(
             monitor,
@@ -98,6 +119,7 @@ class PeakMonitor(MeasurementListener, Callback):
         self.filename = filename
         self.stop = bool(stop)
         self.restore_peak = bool(restore_peak)
+        self.strict = bool(strict)
         self.events: list[PeakEvent] = []
         self.peak_path: str | None = None
         self._tokens = 0
@@ -152,7 +174,8 @@ class PeakMonitor(MeasurementListener, Callback):
         _logging.log_scalars(trainer, scalars, step)
         for event in events:
             self.events.append(event)
-            _logging.append_history(trainer, {"kind": "peak", **event.to_dict()})
+            # the event's own ``kind`` (new_best, confirmed) goes inside: it named the record once
+            _logging.append_history(trainer, {"kind": "peak", "event": event.to_dict()})
             if event.kind == "new_best" and self.save_peak:
                 self._save(trainer)
             elif event.kind == "confirmed":
@@ -160,9 +183,8 @@ class PeakMonitor(MeasurementListener, Callback):
 
     def _save(self, trainer: Trainer) -> None:
         directory = Path(self.dirpath) if self.dirpath else _logging.run_dir(trainer)
-        path = directory / self.filename
-        trainer.save_checkpoint(str(path), weights_only=False)
-        self.peak_path = str(path)
+        path = _logging.save_checkpoint(trainer, directory / self.filename)
+        self.peak_path = str(path.absolute())
 
     def _confirmed(self, trainer: Trainer, event: PeakEvent) -> None:
         message = str(event)
@@ -174,7 +196,16 @@ class PeakMonitor(MeasurementListener, Callback):
             trainer.should_stop = trainer.should_stop or should_stop
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.restore_peak and self.peak_path and Path(self.peak_path).exists():
+        if not self.restore_peak:
+            return
+        missing = self._missing_peak()
+        if missing is not None:
+            message = f"PeakMonitor(restore_peak=True) restored nothing: {missing}"
+            if self.strict:
+                raise FileNotFoundError(message + " (strict=True; set strict=False to go on)")
+            if trainer.is_global_zero:
+                log.warning(message + "; the model keeps its final weights")
+        else:
             checkpoint = torch.load(self.peak_path, map_location="cpu", weights_only=False)
             pl_module.load_state_dict(checkpoint["state_dict"])
             if trainer.is_global_zero:
@@ -184,6 +215,17 @@ class PeakMonitor(MeasurementListener, Callback):
                     self.tracker.best_step,
                     self.peak_path,
                 )
+
+    def _missing_peak(self) -> str | None:
+        """Why there is no peak checkpoint to restore, in words; None if there is one."""
+        if self.peak_path is None:
+            return (
+                f"no peak checkpoint was saved (no evaluation of {self.monitor!r} reached "
+                "PeakMonitor in this run)"
+            )
+        if not Path(self.peak_path).is_file():
+            return f"the peak checkpoint {self.peak_path} (step {self.best_step}) is gone"
+        return None
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -197,7 +239,14 @@ class PeakMonitor(MeasurementListener, Callback):
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.tracker.load_state_dict(state_dict["tracker"])
-        self.events = [PeakEvent.from_dict(e) for e in state_dict["events"]]
-        self.peak_path = state_dict["peak_path"]
-        self._tokens = int(state_dict["tokens"])
+        state = state_with_defaults(
+            "PeakMonitor",
+            state_dict,
+            {"tracker": None, "events": [], "peak_path": None, "tokens": 0},
+        )
+        if state["tracker"] is not None:
+            self.tracker.load_state_dict(state["tracker"])
+        self.events = [PeakEvent.from_dict(e) for e in state["events"]]
+        self.peak_path = state["peak_path"]
+        self._tokens = int(state["tokens"])
+        take_history(self, state_dict)

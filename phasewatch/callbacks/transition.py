@@ -16,7 +16,12 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from phasewatch import keys
 from phasewatch.callbacks import _logging
-from phasewatch.callbacks.base import MeasurementListener, count_tokens
+from phasewatch.callbacks.base import (
+    MeasurementListener,
+    count_tokens,
+    state_with_defaults,
+    take_history,
+)
 from phasewatch.callbacks.schedule import MeasureSchedule
 from phasewatch.detect import DEFAULT_WATCH, PAPER_WATCH, TransitionDetector, TransitionEvent
 from phasewatch.detect.transition import RULES
@@ -245,7 +250,7 @@ class TransitionMonitor(MeasurementListener, Callback):
         if self.checkpoint:
             name = f"transition-{event.metric.replace('/', '_')}-step{event.confirmed_step}.ckpt"
             path = Path(self.dirpath) if self.dirpath else _logging.run_dir(trainer)
-            trainer.save_checkpoint(str(path / name), weights_only=False)
+            _logging.save_checkpoint(trainer, path / name)  # atomic: temporary file, os.replace
             self.checkpoints.append(str(path / name))
         if self.stop:
             should_stop = trainer.strategy.reduce_boolean_decision(True, all=False)
@@ -264,14 +269,27 @@ class TransitionMonitor(MeasurementListener, Callback):
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        for key, state in state_dict["detectors"].items():
+        state = state_with_defaults(
+            "TransitionMonitor",
+            state_dict,
+            {
+                "detectors": {},
+                "events": [],
+                "checkpoints": [],
+                "loss": None,
+                "tokens": 0,
+                "last_loss_step": None,
+            },
+        )
+        for key, detector_state in state["detectors"].items():
             if key in self.detectors:
-                self.detectors[key].load_state_dict(state)
-        self.events = [TransitionEvent.from_dict(e) for e in state_dict["events"]]
-        self.checkpoints = list(state_dict["checkpoints"])
-        self._loss = state_dict["loss"]
-        self._tokens = int(state_dict["tokens"])
-        self._last_loss_step = state_dict["last_loss_step"]
+                self.detectors[key].load_state_dict(detector_state)
+        self.events = [TransitionEvent.from_dict(e) for e in state["events"]]
+        self.checkpoints = list(state["checkpoints"])
+        self._loss = state["loss"]
+        self._tokens = int(state["tokens"])
+        self._last_loss_step = state["last_loss_step"]
+        take_history(self, state_dict)
 
 
 def _with_rule(key: str, params: Any, rule: str | None) -> dict[str, Any]:

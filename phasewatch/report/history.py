@@ -12,6 +12,8 @@ import pandas as pd
 from phasewatch.detect import PeakEvent, TransitionEvent
 
 HISTORY_FILE = "phasewatch_history.jsonl"
+#: ``PeakEvent.kind`` values: a peak record of an older history carries one of them as its kind.
+_PEAK_KINDS = ("new_best", "confirmed")
 
 
 @dataclass
@@ -81,7 +83,10 @@ def load_history(run_dir: str | Path) -> RunHistory:
             elif kind == "transition":
                 history.transitions.append(TransitionEvent.from_dict(record))
             elif kind == "peak":
-                history.peaks.append(PeakEvent(**record))
+                history.peaks.append(PeakEvent.from_dict(record["event"]))
+            elif kind in _PEAK_KINDS and "metric" in record:
+                # written before 0.2 as {"kind": "peak", **event}: the event's kind replaced "peak"
+                history.peaks.append(PeakEvent.from_dict({"kind": kind, **record}))
             elif kind == "config":
                 history.configs.append(record)
     table = pd.DataFrame(rows, columns=["key", "step", "tokens", "value"])
