@@ -83,9 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         "rise's 90 % point (mean over seeds, range over cells)"
     )
 
-    print("\n| cadence (steps) | " + " | ".join(f"noise SD {sd}" for sd in NOISE), end=" | ")
-    print("spike +0.9 (SD 0.003) |")
-    print("|---|" + "---|" * (len(NOISE) + 1))
+    print(
+        "\n| cadence (steps) | evaluations | " + " | ".join(f"noise SD {sd}" for sd in NOISE),
+        end="",
+    )
+    print(" | spike +0.9 (SD 0.003) |")
+    print("|---|---:|" + "---|" * (len(NOISE) + 1))
     for label, cadence in CADENCES.items():
         steps = measured_steps(cadence, 200 * (100 if label == "default" else cadence))
         cells = []
@@ -94,11 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(" / ".join(map(str, counts)))
         spikes = [false_alarms(steps, 0.003, args.seeds, 0.9, detect=rules[n]) for n in names]
         cells.append(" / ".join(map(str, spikes)))
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    print(
-        f"\nevents on {args.seeds} flat series of {len(steps)} evaluations at 0.014 + noise: "
-        + " / ".join(names)
-    )
+        print(f"| {label} | {len(steps)} | " + " | ".join(cells) + " |")
+    print(f"\nevents on {args.seeds} flat series at 0.014 + noise: " + " / ".join(names))
     print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     return 0
 
