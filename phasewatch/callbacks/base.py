@@ -218,6 +218,17 @@ class PhasewatchMonitor(Callback):
         _logging.append_history(
             trainer, {"kind": "config", "monitor": type(self).__name__, **self.describe()}
         )
+        if self.on_validation and not trainer.enable_validation:
+            message = (
+                f"{type(self).__name__}(on_validation=True) will never measure: this run has no "
+                "validation loop (no validation_step, no val dataloader, or limit_val_batches=0). "
+                "Give the run a validation loop, or pass on_validation=False to measure on the "
+                "step schedule."
+            )
+            if self.strict:
+                raise ValueError(message + " (strict=True; strict=False warns and trains on)")
+            if trainer.is_global_zero:
+                log.warning(message)
         if not self.on_validation and trainer.global_step == 0 and self.schedule.due(0):
             self._measure_now(trainer, pl_module)
 
