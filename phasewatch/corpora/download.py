@@ -6,8 +6,8 @@ moves it into place: a failed or corrupt download leaves nothing under the targe
 Two limits bound a download: each read waits at most ``DOWNLOAD_TIMEOUT_S`` (60 s) for data, and
 the whole download (a file, or all files of :func:`fetch`) is abandoned once it has taken
 ``deadline_s`` (default ``DOWNLOAD_DEADLINE_S``, 600 s), so a server that trickles a byte at a
-time cannot hold it forever. The deadline is checked after every read: a download ends at most one
-read's wait (``min(60 s, time left)``) after it.
+time cannot hold it forever. The deadline is checked after every read, and one read waits at most
+``min(DOWNLOAD_TIMEOUT_S, deadline_s)``: a download ends at most that long after its deadline.
 """
 
 from __future__ import annotations
