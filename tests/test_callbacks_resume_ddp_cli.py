@@ -82,7 +82,7 @@ class RankNoiseMonitor(PhasewatchMonitor):
 
     def measure(self, trainer, pl_module):
         rank = trainer.global_rank
-        value = (0.8 if trainer.global_step >= 10 else 0.0) + 0.05 * rank * (
+        value = (0.8 if trainer.global_step >= 20 else 0.0) + 0.05 * rank * (
             trainer.global_step % 3
         )
         return {"planted/score": value}, {}
@@ -126,8 +126,9 @@ def test_ddp_ranks_take_identical_decisions(tmp_path):
     trainer.fit(TinyLM(), random_token_loader(300, n=400))
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1]
-    assert [e["step"] for e in ranks[0]["events"]] == [10]
-    assert ranks[0]["step"] == 12
+    # the jump comes after 10 evaluations (the detector needs 6); confirmed at 1.2 x 20 steps
+    assert [e["step"] for e in ranks[0]["events"]] == [20]
+    assert ranks[0]["step"] == 24
 
 
 def test_lightning_cli_builds_every_callback_from_yaml(tmp_path, ns_tokenizer):
