@@ -341,3 +341,11 @@ def test_peak_min_mode_and_state_round_trip():
 def test_peak_tracker_validates_its_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PeakTracker("m", **kwargs)
+
+
+def test_the_detectors_docstring_example_holds():
+    import doctest
+
+    import phasewatch.detect.transition
+
+    assert doctest.testmod(phasewatch.detect.transition).failed == 0
