@@ -42,6 +42,9 @@ class DemoConfig:
         max_steps: optimizer steps of the demo run.
         val_check_interval: training steps between validations on held-out novel text.
         seed: seed of the weights and of every data draw.
+        num_threads: torch intra-op threads for the run. Fixed, not "all cores": float sums are
+            split by thread count, so another count gives other numbers after the transition
+            (see :mod:`phasewatch.demo.reproducibility`).
     """
 
     vocab_size: int = 512
@@ -61,6 +64,7 @@ class DemoConfig:
     max_steps: int = 4500
     val_check_interval: int = 100
     seed: int = 0
+    num_threads: int = 2
 
     @property
     def tokens_per_step(self) -> int:
