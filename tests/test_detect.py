@@ -349,3 +349,21 @@ def test_the_detectors_docstring_example_holds():
     import phasewatch.detect.transition
 
     assert doctest.testmod(phasewatch.detect.transition).failed == 0
+
+
+def test_a_candidate_that_holds_without_enough_change_expires_into_the_reference():
+    # One noisy-looking high value opens a candidate; the level then settles 0.03 up: above the
+    # hysteresis level (0.025) but the mean change stays below the threshold (0.05). After a
+    # factor 2 in tokens the candidate expires and its values become reference.
+    steps = list(range(0, 6000, 100))
+    values = [0.01] * 20 + [0.07] + [0.04] * 39
+    detector = TransitionDetector("m")
+    for s, v in zip(steps, values, strict=True):
+        assert detector.update(s, v) is None
+        if s == 2000:
+            assert detector.pending_step == 2000
+        if s == 3900:
+            assert detector.pending  # 3,900 < 2 x 2,000
+    assert not detector.pending and detector.events == []
+    assert [p[0] for p in detector.history][-1] == 5900
+    assert 2000 in [p[0] for p in detector.history]  # the candidate's values joined the reference

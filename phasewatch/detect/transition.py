@@ -18,7 +18,8 @@ is measured. For the evaluation at ``t`` tokens (steps when tokens are unknown):
    the series has been measured at ``confirm_span`` times the candidate's tokens, on at least
    ``confirm`` evaluations, and their mean is past the prediction by the threshold; then one
    :class:`TransitionEvent` fires. A value that falls back cancels the candidate, and its values
-   never enter the reference: a single spike never alerts.
+   never enter the reference: a single spike never alerts. A candidate still unconfirmed at
+   ``reference_span`` times its tokens expires, its values joining the reference.
 4. Placement. The event's ``step``/``tokens`` are those of the confirming evaluation from which the
    series stayed past half the largest change seen: inside the rise, not at its foot.
 5. Re-arming. The reference restarts after the confirmation, and no new candidate opens until a
@@ -258,7 +259,15 @@ class TransitionDetector:
         keep = cand["before"] + self._sign * self.hysteresis * cand["threshold"]
         if self._sign * (entry[3] - keep) >= 0:
             cand["run"].append(entry)
-            return self._fire() if self._confirmed() else None
+            if self._confirmed():
+                return self._fire()
+            if entry[2] >= self.reference_span * cand["run"][0][2]:
+                # Held a whole factor of tokens without a mean change past the threshold: a new
+                # level too small to count. Its values become reference like any others.
+                self._candidate = None
+                for held in cand["run"]:
+                    self._accept(held)
+            return None
         # Fell back: the candidate was a spike. Its values never enter the reference.
         self._candidate = None
         self._accept(entry)
