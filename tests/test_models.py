@@ -13,7 +13,13 @@ import torch
 from tiny_models import tiny_gpt2, tiny_llama, tiny_neox
 from torch import nn
 
-from phasewatch.models import AttentionModel, ProbeModel, as_probe_model, find_tokenizer
+from phasewatch.models import (
+    AttentionModel,
+    LogitsFunction,
+    ProbeModel,
+    as_probe_model,
+    find_tokenizer,
+)
 from phasewatch.models._huggingface import huggingface_forward
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -176,6 +182,51 @@ def test_protocol_model_runs_in_eval_without_dropout_and_mode_is_restored():
     )
     with pytest.raises(ValueError, match="takes no attention_mask"):
         probe.forward(torch.arange(4), attention_mask=torch.ones(4))
+
+
+def test_logits_pass_restores_every_module_mode_and_matches_the_attention_pass():
+    model = tiny_gpt2(VOCAB)
+    model.train()
+    model.transformer.h[0].eval()  # a frozen part the user keeps in eval mode
+    modes = [m.training for m in model.modules()]
+    probe = as_probe_model(model)
+    ids = torch.arange(12).unsqueeze(0)
+    full, _ = probe.forward(ids)
+    with probe.probing(attention=False):
+        kept = probe.logits(ids, keep=5)
+        _, attentions = probe.forward(ids)  # nested: switches to eager for this pass only
+    assert [m.training for m in model.modules()] == modes
+    torch.testing.assert_close(kept, full[:, -5:])
+    assert len(attentions) == probe.num_layers
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_protocol_logits_come_from_forward_with_attentions_and_are_checked():
+    class LastOnly(TinyTransformer):
+        def forward_with_attentions(self, input_ids):
+            logits, attentions = super().forward_with_attentions(input_ids)
+            return logits[:, -1:], attentions
+
+    model = TinyTransformer(vocab_size=VOCAB)
+    probe = as_probe_model(model)
+    ids = torch.arange(9).unsqueeze(0)
+    expected = model.eval().forward_with_attentions(ids)[0]
+    torch.testing.assert_close(probe.logits(ids), expected)
+    torch.testing.assert_close(probe.logits(ids, keep=3), expected[:, -3:])
+    with pytest.raises(ValueError, match=r"logits of shape \[1, 1, 64\].*logits at every position"):
+        as_probe_model(LastOnly(vocab_size=VOCAB)).logits(ids)
+
+
+def test_a_logits_function_gives_logits_and_refuses_attention():
+    model = TinyTransformer(vocab_size=VOCAB).train()
+    probe = ProbeModel(LogitsFunction(model, max_length=64))
+    ids = torch.arange(6).unsqueeze(0)
+    torch.testing.assert_close(probe.logits(ids), model.eval().forward(ids))
+    model.train()
+    probe.logits(ids)
+    assert model.training  # its mode is saved and restored like any other model's
+    with pytest.raises(TypeError, match="gives logits only, no attention"):
+        probe.forward(ids)
 
 
 def test_protocol_model_with_wrong_attention_shapes_is_reported():

@@ -206,6 +206,27 @@ def test_model_mode_is_restored(tokenizer, training):
     assert bits.sum() == pytest.approx(reference.sum(), abs=1e-4)  # scored without dropout
 
 
+def test_every_sub_module_mode_is_restored(tokenizer):
+    model = _model(len(tokenizer), n_positions=64).train()
+    model.transformer.h[0].eval()  # a frozen part: its dropout must stay off
+    modes = {name: m.training for name, m in model.named_modules()}
+    word_surprisal(model, tokenizer, _corpus(SHORT_WORDS))
+    assert {name: m.training for name, m in model.named_modules()} == modes
+
+
+def test_logits_of_the_last_position_only_are_a_clear_error(model64, tokenizer):
+    def last_only(ids):  # what a nanoGPT-style forward returns without targets
+        return model64(ids).logits[:, -1:]
+
+    with pytest.raises(ValueError, match=r"logits at every position.*AttentionModel"):
+        word_surprisal(last_only, tokenizer, _corpus(SHORT_WORDS), context_length=64)
+
+
+def test_a_device_other_than_the_models_is_rejected(model64, tokenizer):
+    with pytest.raises(ValueError, match="ids go to the model's own device"):
+        word_surprisal(model64, tokenizer, _corpus(SHORT_WORDS), device="meta")
+
+
 @pytest.mark.parametrize("returns", ["tensor", "tuple", "output"])
 def test_callable_model_matches_hf_model(model64, tokenizer, returns):
     def call(ids):

@@ -10,7 +10,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from phasewatch import keys
 from phasewatch.callbacks import _logging
-from phasewatch.callbacks._resolve import resolve_model, resolve_tokenizer
+from phasewatch.callbacks._resolve import check_token_id, resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor
 from phasewatch.corpora import load
 from phasewatch.corpora.naturalstories import load_dependencies
@@ -48,7 +48,11 @@ class AttentionMonitor(PhasewatchMonitor):
             0 = never). A figure costs about 0.6 s on CPU (docs/performance.md); the per-head
             values of every measurement go to the run's history regardless.
         corpus, data_dir: the corpus for the natural-text probes (default Natural Stories).
-        model_attr, tokenizer, tokenizer_path, tokenizer_attr: where the model and tokenizer are.
+        model_attr, tokenizer, tokenizer_path, tokenizer_attr: where the model and tokenizer are
+            (a raw ``tokenizers.Tokenizer`` works too).
+        bos_token_id: the id put in front of the natural-text probes (entropy, syntactic);
+            default the tokenizer's ``bos_token_id``, else its ``eos_token_id`` — the rule
+            :class:`PPPMonitor` uses. The random-token head-score probe has no BOS.
         every_n_steps, log_spaced, per_decade, steps, on_validation, strict: see
             :class:`~phasewatch.callbacks.base.PhasewatchMonitor`.
     """
@@ -73,6 +77,7 @@ class AttentionMonitor(PhasewatchMonitor):
         tokenizer: Any = None,
         tokenizer_path: str | None = None,
         tokenizer_attr: str = "tokenizer",
+        bos_token_id: int | None = None,
         every_n_steps: int = 100,
         log_spaced: bool = True,
         per_decade: int = 10,
@@ -114,6 +119,8 @@ class AttentionMonitor(PhasewatchMonitor):
             tokenizer_path,
             tokenizer_attr,
         )
+        check_token_id("bos_token_id", bos_token_id)
+        self.bos_token_id = bos_token_id
         self._measure: HeadMeasure | None = None
         self.last_per_head: dict[str, torch.Tensor] = {}
 
@@ -153,7 +160,11 @@ class AttentionMonitor(PhasewatchMonitor):
         probe = resolve_model(pl_module, self.model_attr)
         try:
             tokenizer = resolve_tokenizer(
-                pl_module, self._tokenizer, self.tokenizer_path, self.tokenizer_attr
+                pl_module,
+                self._tokenizer,
+                self.tokenizer_path,
+                self.tokenizer_attr,
+                self.bos_token_id,
             )
         except AttributeError:
             tokenizer = None  # head scores need none; entropy and syntactic are skipped

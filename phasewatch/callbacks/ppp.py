@@ -8,7 +8,7 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 
 from phasewatch import keys
-from phasewatch.callbacks._resolve import resolve_model, resolve_tokenizer
+from phasewatch.callbacks._resolve import check_token_id, resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor, log
 from phasewatch.corpora import ReadingTimeCorpus, load
 from phasewatch.measures.paired import PairedPeakTest
@@ -59,7 +59,10 @@ class PPPMonitor(PhasewatchMonitor):
         model_attr: attribute of the LightningModule holding the model (default: search).
         tokenizer, tokenizer_path, tokenizer_attr: the tokenizer object, a path to load it from,
             or the attribute holding it (default ``"tokenizer"``; also looked up on the
-            datamodule).
+            datamodule). A raw ``tokenizers.Tokenizer`` works too.
+        bos_token_id: the id put in front of every story (default: the tokenizer's
+            ``bos_token_id``, else its ``eos_token_id``); needed for a tokenizer that has neither,
+            such as a raw ``tokenizers.Tokenizer``.
         every_n_steps, log_spaced, per_decade, steps, on_validation, strict: see
             :class:`~phasewatch.callbacks.base.PhasewatchMonitor`.
 
@@ -80,6 +83,7 @@ class PPPMonitor(PhasewatchMonitor):
         tokenizer: Any = None,
         tokenizer_path: str | None = None,
         tokenizer_attr: str = "tokenizer",
+        bos_token_id: int | None = None,
         every_n_steps: int = 100,
         log_spaced: bool = True,
         per_decade: int = 10,
@@ -124,6 +128,8 @@ class PPPMonitor(PhasewatchMonitor):
         self._tokenizer = tokenizer
         self.tokenizer_path = tokenizer_path
         self.tokenizer_attr = tokenizer_attr
+        check_token_id("bos_token_id", bos_token_id)
+        self.bos_token_id = bos_token_id
         self._measure: PPPMeasure | None = None
         self.last_result = None
         # rank zero's per-word ΔLL of the first and best evaluation, per ΔLL series
@@ -190,7 +196,7 @@ class PPPMonitor(PhasewatchMonitor):
             )
         probe = resolve_model(pl_module, self.model_attr)
         tokenizer = resolve_tokenizer(
-            pl_module, self._tokenizer, self.tokenizer_path, self.tokenizer_attr
+            pl_module, self._tokenizer, self.tokenizer_path, self.tokenizer_attr, self.bos_token_id
         )
         scalars, results = self._measure.measure(probe, tokenizer)
         self.last_result = results[keys.PPP_DELTA_LL]

@@ -21,7 +21,7 @@ from phasewatch.measures.entropy import attention_entropy
 from phasewatch.measures.head_scores import all_head_scores
 from phasewatch.measures.surprisal import word_surprisal
 from phasewatch.measures.syntactic import syntactic_scores
-from phasewatch.measures.tokenization import encode_with_offsets
+from phasewatch.measures.tokenization import as_text_tokenizer, encode_with_offsets
 from phasewatch.models import ProbeModel
 
 #: Scalar keys of one PPP evaluation, stable: users monitor them with EarlyStopping etc.
@@ -38,13 +38,6 @@ _CONTROL_TOKENS = (False, True, "both")
 #: Head-score kind → its logged maximum over heads, from :data:`phasewatch.head_kinds.HEAD_KINDS`.
 SCORE_KEYS = score_keys()
 ENTROPY_KEY = keys.ATTN_ENTROPY_MEAN
-
-
-def _logits_model(probe: ProbeModel) -> Any:
-    """What :func:`word_surprisal` can call: the Hugging Face model, or a logits function."""
-    if hasattr(probe.module, "config"):
-        return probe.module
-    return lambda input_ids: probe.forward(input_ids, attention=False)[0]
 
 
 class PPPMeasure:
@@ -98,7 +91,7 @@ class PPPMeasure:
         self, probe: ProbeModel, tokenizer: Any
     ) -> tuple[dict[str, float], dict[str, PPPResult]]:
         surprisal, n_tokens = word_surprisal(
-            _logits_model(probe),
+            probe,
             tokenizer,
             self.frame,
             context_length=probe.max_length,
@@ -171,7 +164,7 @@ class HeadMeasure:
             length = (
                 self.entropy_tokens if max_length is None else min(self.entropy_tokens, max_length)
             )
-            bos = getattr(tokenizer, "bos_token_id", None)
+            bos = as_text_tokenizer(tokenizer).bos_token_id  # the rule word surprisal uses
             rows = []
             for text in texts:
                 ids, _ = encode_with_offsets(tokenizer, text)

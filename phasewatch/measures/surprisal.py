@@ -8,7 +8,6 @@ attached to it belong to that word (see :mod:`phasewatch.measures.tokenization`)
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +17,8 @@ import pandas as pd
 import torch
 
 from phasewatch.corpora.schema import ReadingTimeCorpus
-from phasewatch.measures.tokenization import (
-    TokenizedText,
-    tokenize_words,
-    whitespace_initial_mask,
-)
+from phasewatch.measures.tokenization import TextTokenizer, TokenizedText, as_text_tokenizer
+from phasewatch.models import LogitsFunction, ProbeModel, as_probe_model
 
 LN2 = math.log(2.0)
 _WORD_COLUMNS = ("story", "position", "word")
@@ -54,24 +50,33 @@ def word_surprisal(
     """Surprisal in bits of every corpus word under a causal language model.
 
     As input:
-        model: a Hugging Face causal LM (output with ``.logits``) or any callable mapping a
-            LongTensor ``[B, T]`` of token ids to logits ``[B, T, V]`` (a tensor, an object with
-            ``.logits``, or a tuple whose first element is the logits).
-        tokenizer: a Hugging Face fast tokenizer, a ``tokenizers.Tokenizer``, or
-            :class:`~phasewatch.measures.tokenization.ByteTokenizer`; it must give character
-            offsets.
+        model: anything :func:`phasewatch.models.as_probe_model` accepts (a Hugging Face causal
+            LM, an object implementing :class:`~phasewatch.models.AttentionModel` — its
+            ``forward_with_attentions`` gives the logits —, a ``ProbeModel``, or a
+            ``LightningModule`` holding one), or else a plain callable mapping a LongTensor
+            ``[B, T]`` of token ids to logits ``[B, T, V]`` (a tensor, an object with
+            ``.logits``, or a tuple whose first element is the logits; wrapped in a
+            :class:`~phasewatch.models.LogitsFunction`). Logits for fewer positions than the
+            input (a nanoGPT-style ``forward`` returns only the last one) are a ``ValueError``.
+        tokenizer: a Hugging Face fast tokenizer, a ``tokenizers.Tokenizer``,
+            :class:`~phasewatch.measures.tokenization.ByteTokenizer`, or a
+            :class:`~phasewatch.measures.tokenization.TextTokenizer` around one; it must give
+            character offsets.
         corpus: a :class:`ReadingTimeCorpus` or a DataFrame with ``story``, ``position``, ``word``.
         bos_token_id: id put in front of every story; default ``tokenizer.bos_token_id``, else
-            ``tokenizer.eos_token_id``.
-        context_length: most tokens per forward pass; default ``model.config.n_positions`` /
-            ``max_position_embeddings`` / ``model.max_length``. Longer stories are scored with a
+            ``tokenizer.eos_token_id`` (the rule of :class:`TextTokenizer`).
+        context_length: most tokens per forward pass; default the model's ``max_length`` as
+            :class:`~phasewatch.models.ProbeModel` reads it (Hugging Face:
+            ``max_position_embeddings``/``n_positions``; else ``.max_length``). Longer stories are
+            scored with a
             sliding window of this length and stride ``W // 2``: the first window scores all its
             tokens, each later window only its last (up to) ``W // 2`` tokens, so every token is
             scored exactly once with at least ``W − W // 2`` tokens of left context. Windows after
             the first start with real context tokens, not BOS.
         batch_size: windows per forward pass.
-        device: where the input ids go; default the device of the model's parameters, else
-            ``model.device``, else CPU (a plain function must then move the ids itself).
+        device: where the input ids go for a plain callable; default the device of its
+            parameters, else its ``.device``, else CPU. A model's ids go to its own device; a
+            ``device`` that differs from it is a ``ValueError``.
         whitespace_correction: move the probability of the word boundary onto the word it ends
             (Pimentel & Meister, 2024; Oh & Schuler, 2024):
             ``s'(w_i) = s(w_i) − log2 P_B(after w_i) + log2 P_B(before w_i)``, where ``P_B`` at a
@@ -87,40 +92,33 @@ def word_surprisal(
         with ``return_token_counts=True`` a tuple ``(surprisal_bits, n_tokens)``, ``n_tokens`` int.
         Per story, ``Σ_words surprisal`` equals the story's negative log-likelihood in bits.
 
-    The model runs under ``torch.no_grad()`` in eval mode; its previous train/eval mode is restored.
+    The model runs through :class:`~phasewatch.models.ProbeModel` under ``torch.no_grad()`` in
+    eval mode; every module's previous train/eval flag is restored afterwards.
     """
     frame = _word_frame(corpus)
     _check_positive_int("batch_size", batch_size)
     if len(frame) == 0:
         empty = np.zeros(0, dtype=np.float64)
         return (empty, np.zeros(0, dtype=np.int64)) if return_token_counts else empty
-    bos = _resolve_bos(tokenizer, bos_token_id)
-    width = _resolve_context_length(model, context_length)
-    device = _resolve_device(model, device)
+    text_tokenizer = as_text_tokenizer(tokenizer, bos_token_id=bos_token_id)
+    bos = text_tokenizer.require_bos()
+    probe = _probe_model(model, device)
+    width = _resolve_context_length(probe, context_length)
 
-    row_groups, stories = _tokenize_stories(frame, tokenizer)
+    row_groups, stories = _tokenize_stories(frame, text_tokenizer)
     windows = [w for i, st in enumerate(stories) for w in _plan_windows(i, len(st.ids) + 1, width)]
     token_nll = [np.zeros(len(st.ids) + 2) for st in stories]  # indexed by target t = 1 … N
     boundary_lp = [np.zeros(len(st.ids) + 2) for st in stories] if whitespace_correction else None
 
-    was_training = getattr(model, "training", None)
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-    try:
-        with torch.no_grad():
-            boundary_ids = None
-            for batch in _batches(windows, batch_size):
-                logits, offset = _batch_logits(model, batch, stories, bos, device)
-                if whitespace_correction and boundary_ids is None:
-                    boundary_ids = _boundary_ids(
-                        tokenizer, logits.shape[-1], boundary_token_ids, logits.device
-                    )
-                _score_batch(
-                    logits, offset, batch, stories, bos, token_nll, boundary_lp, boundary_ids
+    with probe.probing(attention=False):  # eval + no_grad; every module's mode restored
+        boundary_ids = None
+        for batch in _batches(windows, batch_size):
+            logits, offset = _batch_logits(probe, batch, stories, bos)
+            if whitespace_correction and boundary_ids is None:
+                boundary_ids = _boundary_ids(
+                    text_tokenizer, logits.shape[-1], boundary_token_ids, logits.device
                 )
-    finally:
-        if isinstance(model, torch.nn.Module) and was_training is not None:
-            model.train(was_training)
+            _score_batch(logits, offset, batch, stories, bos, token_nll, boundary_lp, boundary_ids)
 
     surprisal_bits = np.zeros(len(frame), dtype=np.float64)
     n_tokens = np.zeros(len(frame), dtype=np.int64)
@@ -161,28 +159,34 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be a positive int, got {value!r}")
 
 
-def _resolve_bos(tokenizer: Any, bos_token_id: int | None) -> int:
-    for candidate in (
-        bos_token_id,
-        getattr(tokenizer, "bos_token_id", None),
-        getattr(tokenizer, "eos_token_id", None),
-    ):
-        if candidate is not None:
-            return int(candidate)
-    raise ValueError(
-        f"the tokenizer ({type(tokenizer).__name__}) has no bos_token_id or eos_token_id; pass "
-        "`bos_token_id=` (the id the model was trained to see at the start of a text)"
-    )
+def _probe_model(model: Any, device: str | torch.device | None) -> ProbeModel:
+    """The model's :class:`ProbeModel`; a plain callable becomes a ``LogitsFunction``."""
+    try:
+        probe = as_probe_model(model)
+    except TypeError:
+        if not callable(model):
+            raise
+        return ProbeModel(LogitsFunction(model, device=device))
+    if device is not None and not _same_device(torch.device(device), probe.device):
+        raise ValueError(
+            f"`device` is {device} but the model is on {probe.device}; its ids go to the model's "
+            "own device: leave `device=None`, or move the model first"
+        )
+    return probe
 
 
-def _resolve_context_length(model: Any, context_length: int | None) -> int:
-    limit = _model_context_limit(model)
+def _same_device(asked: torch.device, actual: torch.device) -> bool:
+    return asked.type == actual.type and asked.index in (None, actual.index)
+
+
+def _resolve_context_length(probe: ProbeModel, context_length: int | None) -> int:
+    limit = probe.max_length
     if context_length is None:
         context_length = limit
     if context_length is None:
         raise ValueError(
-            f"cannot tell the context length of {type(model).__name__} (no config.n_positions, "
-            "config.max_position_embeddings or max_length); pass `context_length=`"
+            f"cannot tell the context length of {probe.module!r} (no max_position_embeddings, "
+            "n_positions or max_length); pass `context_length=`"
         )
     if isinstance(context_length, bool) or not isinstance(context_length, int):
         raise ValueError(f"`context_length` must be an int >= 2, got {context_length!r}")
@@ -196,29 +200,8 @@ def _resolve_context_length(model: Any, context_length: int | None) -> int:
     return context_length
 
 
-def _model_context_limit(model: Any) -> int | None:
-    config = getattr(model, "config", None)
-    for attr in ("n_positions", "max_position_embeddings"):
-        if getattr(config, attr, None) is not None:
-            return int(getattr(config, attr))
-    if getattr(model, "max_length", None) is not None:
-        return int(model.max_length)
-    return None
-
-
-def _resolve_device(model: Any, device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    if isinstance(model, torch.nn.Module):
-        for p in model.parameters():
-            return p.device
-    if isinstance(getattr(model, "device", None), torch.device):
-        return model.device
-    return torch.device("cpu")
-
-
 def _tokenize_stories(
-    frame: pd.DataFrame, tokenizer: Any
+    frame: pd.DataFrame, tokenizer: TextTokenizer
 ) -> tuple[list[np.ndarray], list[TokenizedText]]:
     """Per story (in order of first appearance): frame row numbers in position order, tokens."""
     positions = frame["position"].to_numpy()
@@ -226,7 +209,7 @@ def _tokenize_stories(
     order = np.lexsort((positions, codes))
     groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
     words = frame["word"].astype(str).to_numpy()
-    return groups, [tokenize_words(tokenizer, list(words[rows])) for rows in groups]
+    return groups, [tokenizer.tokenize_words(list(words[rows])) for rows in groups]
 
 
 # --- windows and forward passes -------------------------------------------------------------------
@@ -258,33 +241,22 @@ def _sequence(st: TokenizedText, bos: int) -> np.ndarray:
 
 
 def _batch_logits(
-    model: Any, batch: list[_Window], stories: list[TokenizedText], bos: int, device: torch.device
+    probe: ProbeModel, batch: list[_Window], stories: list[TokenizedText], bos: int
 ) -> tuple[torch.Tensor, int]:
     """Logits ``[B, T', V]`` (float32) for the batch, and the window position of their first row.
 
-    Hugging Face models that accept ``logits_to_keep`` compute logits only from the first position
-    any window in the batch scores (later windows score only their last W // 2 tokens).
+    When the windows are equally long, only the positions from the first one any window in the
+    batch scores are asked for (later windows score only their last W // 2 tokens): Hugging Face
+    models that accept ``logits_to_keep`` compute only those.
     """
     width = max(w.end - w.start for w in batch)
     ids = np.full((len(batch), width), bos, dtype=np.int64)  # right padding: causal, never seen
     for row, w in enumerate(batch):
         ids[row, : w.end - w.start] = _sequence(stories[w.story], bos)[w.start : w.end]
-    input_ids = torch.from_numpy(ids).to(device)
-    if _is_hf_model(model):
-        options: dict[str, Any] = {"use_cache": False}
-        keep = width - min(w.first_target - 1 - w.start for w in batch)
-        same_length = all(w.end - w.start == width for w in batch)
-        if same_length and keep < width and _accepts_logits_to_keep(model):
-            options["logits_to_keep"] = keep
-        out = model(input_ids=input_ids, **options)
-    else:
-        out = model(input_ids)
-    logits = _logits_of(out)
-    if logits.ndim != 3 or logits.shape[0] != len(batch) or not 0 < logits.shape[1] <= width:
-        raise ValueError(
-            f"the model must return logits [B, T, V] for input ids [B, T] = "
-            f"{list(input_ids.shape)}, got shape {list(logits.shape)}"
-        )
+    input_ids = torch.from_numpy(ids)
+    keep = width - min(w.first_target - 1 - w.start for w in batch)
+    same_length = all(w.end - w.start == width for w in batch)
+    logits = probe.logits(input_ids, keep=keep if same_length and keep < width else None)
     if int(input_ids.max()) >= logits.shape[-1]:
         raise ValueError(
             f"the tokenizer produced id {int(input_ids.max())} but the model's logits have only "
@@ -293,39 +265,14 @@ def _batch_logits(
     return logits.float(), width - logits.shape[1]
 
 
-def _accepts_logits_to_keep(model: Any) -> bool:
-    try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _is_hf_model(model: Any) -> bool:
-    config = getattr(model, "config", None)
-    return isinstance(model, torch.nn.Module) and hasattr(config, "to_dict")
-
-
-def _logits_of(out: Any) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out
-    if hasattr(out, "logits"):
-        return out.logits
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    raise TypeError(
-        f"the model returned {type(out).__name__}; expected logits [B, T, V] as a tensor, an "
-        "object with `.logits`, or a tuple with the logits first"
-    )
-
-
 def _boundary_ids(
-    tokenizer: Any, vocab_size: int, boundary_token_ids: Any, device: torch.device
+    tokenizer: TextTokenizer, vocab_size: int, boundary_token_ids: Any, device: torch.device
 ) -> torch.Tensor:
     if boundary_token_ids is not None:
         ids = np.unique(np.asarray(boundary_token_ids, dtype=np.int64))
     else:
-        mask = whitespace_initial_mask(tokenizer, vocab_size)
-        eos = getattr(tokenizer, "eos_token_id", None)
+        mask = tokenizer.whitespace_initial_mask(vocab_size)
+        eos = tokenizer.eos_token_id
         if eos is not None and 0 <= eos < vocab_size:
             mask[eos] = True
         ids = np.flatnonzero(mask)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from phasewatch.measures.metrics import PREDICTION_RULES, SyntacticAttentionScore
-from phasewatch.measures.tokenization import tokenize_words
+from phasewatch.measures.tokenization import as_text_tokenizer, tokenize_words
 from phasewatch.models import ProbeModel, as_probe_model
 
 _AUTO = "auto"
@@ -125,8 +125,9 @@ def syntactic_scores(
         max_stories: use only the first stories of the corpus.
         max_tokens: window length in tokens (default: the model's max_length).
         batch_size: windows per forward pass. Memory: ``L·H·T²·4`` bytes of attention per window.
-        bos_token_id: token put before every window; ``"auto"`` uses the tokenizer's
-            ``bos_token_id`` if it has one, ``None`` puts nothing.
+        bos_token_id: token put before every window; ``"auto"`` uses the rule of word surprisal
+            (:class:`~phasewatch.measures.tokenization.TextTokenizer`: the tokenizer's
+            ``bos_token_id``, else its ``eos_token_id``, else nothing); ``None`` puts nothing.
         exclude_relations: relations not scored.
         rule: ``"directed"`` (default) or ``"undirected"`` (the paper's code), see above.
 
@@ -229,9 +230,8 @@ def _scored_arcs(dependencies: pd.DataFrame, stories: Sequence, excluded: set) -
 
 
 def _bos_token_id(tokenizer: Any, bos_token_id: int | str | None) -> int | None:
-    if bos_token_id == _AUTO:
-        found = getattr(tokenizer, "bos_token_id", None)
-        return None if found is None else int(found)
+    if bos_token_id == _AUTO:  # the rule word surprisal uses: BOS, else EOS, else none
+        return as_text_tokenizer(tokenizer).bos_token_id
     if bos_token_id is not None and not isinstance(bos_token_id, int):
         raise ValueError(f"`bos_token_id` must be an int, None or 'auto', got {bos_token_id!r}")
     return bos_token_id

@@ -86,13 +86,114 @@ class TokenizedText:
     n_words: int
 
 
+class TextTokenizer:
+    """One tokenizer, resolved once: ids with character offsets, BOS/EOS ids, vocabulary size.
+
+    Every measure that tokenizes text (word surprisal, the entropy and syntactic probes) goes
+    through this adapter, so they all put the same BOS in front of a text. Build it with
+    :func:`as_text_tokenizer`.
+
+    BOS rule: ``bos_token_id=`` if given, else the tokenizer's ``bos_token_id``, else its
+    ``eos_token_id`` (GPT-2 and Pythia use one ``<|endoftext|>`` token for both; Aoyama & Wilcox's
+    code puts ``eos_token_id`` in front of every story), else ``None`` (no BOS).
+
+    Attributes:
+        tokenizer: the wrapped tokenizer (Hugging Face fast, ``tokenizers.Tokenizer``,
+            :class:`ByteTokenizer`, or anything :func:`encode_with_offsets` accepts).
+        bos_token_id, eos_token_id: ids, or ``None``.
+        vocab_size: ids the tokenizer can produce, added/special tokens included (``None`` if it
+            does not say).
+    """
+
+    def __init__(
+        self, tokenizer: Any, *, bos_token_id: int | None = None, eos_token_id: int | None = None
+    ) -> None:
+        if isinstance(tokenizer, TextTokenizer):
+            bos_token_id = tokenizer._given_bos if bos_token_id is None else bos_token_id
+            eos_token_id = tokenizer._given_eos if eos_token_id is None else eos_token_id
+            tokenizer = tokenizer.tokenizer
+        if tokenizer is None:
+            raise TypeError("`tokenizer` is None; pass a tokenizer that gives character offsets")
+        for name, value in (("bos_token_id", bos_token_id), ("eos_token_id", eos_token_id)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise ValueError(f"`{name}` must be an int >= 0 or None, got {value!r}")
+        self.tokenizer = tokenizer
+        self._given_bos, self._given_eos = bos_token_id, eos_token_id
+        self.eos_token_id = _first_id(eos_token_id, getattr(tokenizer, "eos_token_id", None))
+        self.bos_token_id = _first_id(
+            bos_token_id, getattr(tokenizer, "bos_token_id", None), self.eos_token_id
+        )
+        self.vocab_size = _vocab_size(tokenizer)
+
+    def __repr__(self) -> str:
+        return (
+            f"TextTokenizer({type(self.tokenizer).__name__}, bos_token_id={self.bos_token_id}, "
+            f"eos_token_id={self.eos_token_id}, vocab_size={self.vocab_size})"
+        )
+
+    def require_bos(self) -> int:
+        """The BOS id; raises ``ValueError`` naming the fix when the tokenizer has none."""
+        if self.bos_token_id is None:
+            raise ValueError(
+                f"the tokenizer ({type(self.tokenizer).__name__}) has no bos_token_id or "
+                "eos_token_id; pass `bos_token_id=` (the id the model was trained to see at the "
+                "start of a text) to the function or callback"
+            )
+        return self.bos_token_id
+
+    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids and character offsets of ``text``, no special tokens added."""
+        return encode_with_offsets(self.tokenizer, text)
+
+    def tokenize_words(self, words: list[str]) -> TokenizedText:
+        """Words joined by single spaces: ids (no BOS) and the word index of every token."""
+        return tokenize_words(self.tokenizer, words)
+
+    def whitespace_initial_mask(self, vocab_size: int) -> np.ndarray:
+        """Mask of whitespace-initial ids (see :func:`whitespace_initial_mask`)."""
+        return whitespace_initial_mask(self.tokenizer, vocab_size)
+
+
+def as_text_tokenizer(
+    tokenizer: Any, *, bos_token_id: int | None = None, eos_token_id: int | None = None
+) -> TextTokenizer:
+    """``tokenizer`` as a :class:`TextTokenizer` (as is when it is one and no id is given)."""
+    if isinstance(tokenizer, TextTokenizer) and bos_token_id is None and eos_token_id is None:
+        return tokenizer
+    return TextTokenizer(tokenizer, bos_token_id=bos_token_id, eos_token_id=eos_token_id)
+
+
+def _first_id(*candidates: Any) -> int | None:
+    for candidate in candidates:
+        if candidate is not None:
+            return int(candidate)
+    return None
+
+
+def _vocab_size(tokenizer: Any) -> int | None:
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    if hasattr(backend, "get_vocab_size"):
+        return int(backend.get_vocab_size(with_added_tokens=True))
+    if hasattr(tokenizer, "__len__"):
+        return len(tokenizer)
+    size = getattr(tokenizer, "vocab_size", None)
+    return None if size is None else int(size)
+
+
+def _unwrap(tokenizer: Any) -> Any:
+    return tokenizer.tokenizer if isinstance(tokenizer, TextTokenizer) else tokenizer
+
+
 def encode_with_offsets(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
     """Token ids and character offsets of ``text``, without special tokens.
 
     Accepts a Hugging Face fast tokenizer (called with ``return_offsets_mapping=True``), a
     ``tokenizers.Tokenizer`` or any object whose ``encode(text)`` returns ``.ids`` and ``.offsets``
-    (e.g. :class:`ByteTokenizer`).
+    (e.g. :class:`ByteTokenizer`), or a :class:`TextTokenizer` around one.
     """
+    tokenizer = _unwrap(tokenizer)
     if callable(tokenizer):
         try:
             enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -163,6 +264,7 @@ def whitespace_initial_mask(tokenizer: Any, vocab_size: int) -> np.ndarray:
     string starts with a space/newline marker (``Ġ``, ``▁``, ``Ċ``, ``ĉ``, ``č``: byte-level BPE and
     SentencePiece). Special tokens never count. Ids beyond the tokenizer's vocabulary do not count.
     """
+    tokenizer = _unwrap(tokenizer)
     mask = np.zeros(vocab_size, dtype=bool)
     if isinstance(tokenizer, ByteTokenizer):
         mask[[i for i in (9, 10, 11, 12, 13, 32) if i < vocab_size]] = True

@@ -1,5 +1,6 @@
 """How phasewatch talks to a model: logits and attention probabilities for a probe batch."""
 
+from phasewatch.models.logits_function import LogitsFunction
 from phasewatch.models.probe import CONTAINER_ATTRIBUTES, ProbeModel, as_probe_model, find_tokenizer
 from phasewatch.models.protocol import AttentionModel
 from phasewatch.models.reference import (
@@ -13,6 +14,7 @@ __all__ = [
     "CONTAINER_ATTRIBUTES",
     "AttentionModel",
     "HandBuiltTransformer",
+    "LogitsFunction",
     "ProbeModel",
     "as_probe_model",
     "find_tokenizer",

@@ -10,6 +10,7 @@ again here.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -135,6 +136,33 @@ def huggingface_forward(
             "phasewatch.models.AttentionModel (see docs/models.md)."
         )
     return out_logits, list(attentions)
+
+
+def huggingface_logits(model: PreTrainedModel, input_ids: Tensor, *, keep: int | None) -> Tensor:
+    """Logits ``[B, keep or T, V]``; the caller has set eval mode and no_grad.
+
+    A model whose ``forward`` accepts ``logits_to_keep`` computes only the last ``keep`` positions
+    (the LM head is the costly part for a large vocabulary); others are sliced.
+    """
+    options: dict = {"use_cache": False, "return_dict": True}
+    if keep is not None and _accepts_logits_to_keep(model):
+        options["logits_to_keep"] = keep
+    logits = getattr(model(input_ids=input_ids, **options), "logits", None)
+    if logits is None:
+        raise ValueError(
+            f"{type(model).__name__} returned no `logits`: phasewatch needs a causal language "
+            "model with a head (e.g. GPT2LMHeadModel, not GPT2Model)."
+        )
+    if keep is not None and logits.ndim == 3 and logits.shape[1] == input_ids.shape[1]:
+        logits = logits[:, input_ids.shape[1] - keep :]
+    return logits
+
+
+def _accepts_logits_to_keep(model: PreTrainedModel) -> bool:
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _describe(attentions: object) -> str:

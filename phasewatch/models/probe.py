@@ -1,8 +1,10 @@
-"""``ProbeModel``: one way to run any supported model for a measurement pass.
+"""``ProbeModel``: the one way phasewatch runs a model for a measurement pass.
 
-A probe pass runs under ``eval()`` and ``torch.no_grad()``, returns attention probabilities, and
+Every measurement goes through it: the attention probes of the head measures (``forward``) and the
+logits of word surprisal (``logits``). A pass runs under ``eval()`` and ``torch.no_grad()`` and
 leaves the model exactly as it found it: every module's train/eval mode, the Hugging Face
-attention implementation, and its forward hooks are restored, so training is untouched.
+attention implementation, and its forward hooks are restored, so training is untouched. It alone
+knows Hugging Face vs protocol models, context length and device.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from phasewatch.models._huggingface import (
     eager_attention,
     huggingface_dimensions,
     huggingface_forward,
+    huggingface_logits,
     is_huggingface_model,
     no_new_hooks,
 )
+from phasewatch.models.logits_function import LogitsFunction, logits_of
 from phasewatch.models.protocol import AttentionModel
 
 # Attributes of a LightningModule (or any container) that may hold the model, tried in order.
@@ -40,8 +44,9 @@ TOKENIZER_ATTRIBUTE = "tokenizer"
 class ProbeModel:
     """Adapter that gives phasewatch logits and attention probabilities from a model.
 
-    Wraps a Hugging Face causal LM (``PreTrainedModel``: GPT-2, GPT-NeoX/Pythia, Llama, ...) or an
-    object implementing :class:`~phasewatch.models.AttentionModel`. Build it with
+    Wraps a Hugging Face causal LM (``PreTrainedModel``: GPT-2, GPT-NeoX/Pythia, Llama, ...), an
+    object implementing :class:`~phasewatch.models.AttentionModel`, or a
+    :class:`~phasewatch.models.LogitsFunction` (logits only, for surprisal). Build it with
     :func:`as_probe_model`, which also finds the model inside a ``LightningModule``.
 
     Attributes:
@@ -50,6 +55,8 @@ class ProbeModel:
         num_heads: heads per layer ``H``.
         vocab_size: vocabulary size ``V`` (``None`` if the model does not say).
         max_length: longest input in tokens (``None`` if the model does not say).
+        has_attention: whether the model can return attention probabilities (``False`` only for
+            a ``LogitsFunction``, whose ``num_layers`` and ``num_heads`` are 0).
 
     For Hugging Face models on SDPA or flash attention (which return no probabilities), the probe
     pass switches to ``"eager"`` with ``set_attn_implementation`` and switches back afterwards;
@@ -58,12 +65,17 @@ class ProbeModel:
     """
 
     def __init__(self, model: Any) -> None:
-        if is_huggingface_model(model):
+        self._huggingface = False
+        self.has_attention = True
+        if isinstance(model, LogitsFunction):
+            self.has_attention = False
+            self.num_layers = self.num_heads = 0
+            self.vocab_size, self.max_length = None, model.max_length
+        elif is_huggingface_model(model):
             self._huggingface = True
             dims = huggingface_dimensions(model)
             self.num_layers, self.num_heads, self.vocab_size, self.max_length = dims
         elif isinstance(model, AttentionModel):
-            self._huggingface = False
             self.num_layers = int(model.num_layers)
             self.num_heads = int(model.num_heads)
             self.vocab_size = getattr(model, "vocab_size", None)
@@ -76,7 +88,7 @@ class ProbeModel:
                 "find the model inside a LightningModule."
             )
         self.module = model
-        self._active = False
+        self._active: bool | None = None  # None: no probe state; else whether it has attention
 
     def __repr__(self) -> str:
         return (
@@ -85,42 +97,85 @@ class ProbeModel:
         )
 
     @property
+    def torch_module(self) -> nn.Module | None:
+        """The ``nn.Module`` whose modes a pass saves and restores (``None``: plain function)."""
+        module = self.module.function if isinstance(self.module, LogitsFunction) else self.module
+        return module if isinstance(module, nn.Module) else None
+
+    @property
     def device(self) -> torch.device:
-        """Device of the model's first parameter or buffer (CPU if it has none)."""
-        if isinstance(self.module, nn.Module):
-            for tensor in (*self.module.parameters(), *self.module.buffers()):
+        """Device of the model's first parameter or buffer (a ``LogitsFunction``'s own; CPU)."""
+        module = self.torch_module
+        if module is not None:
+            for tensor in (*module.parameters(), *module.buffers()):
                 return tensor.device
+        if isinstance(self.module, LogitsFunction):
+            return self.module.device
         return torch.device("cpu")
 
     @contextmanager
-    def probing(self) -> Iterator[None]:
-        """Hold the probe state (eval, no_grad, eager attention) over several ``forward`` calls.
+    def probing(self, attention: bool = True) -> Iterator[None]:
+        """Hold the probe state over several passes: eval, no_grad (and eager attention if asked).
 
-        Everything is restored on exit. ``forward`` enters it by itself; use it explicitly to
-        switch once around a loop of probe passes.
+        Every module's train/eval flag (and, for Hugging Face models, the attention implementation
+        and forward hooks) is restored on exit. ``forward`` and ``logits`` enter it by themselves;
+        use it explicitly to switch once around a loop of passes (``attention=False`` for a loop
+        of ``logits`` calls).
         """
-        if self._active:
+        if self._active is not None and (self._active or not attention):
             yield
             return
-        with self._probe_state(attention=True):
+        with self._probe_state(attention=attention):
             yield
 
     @contextmanager
     def _probe_state(self, *, attention: bool) -> Iterator[None]:
-        modes = _training_modes(self.module)
-        self._active = True
+        module = self.torch_module
+        modes = _training_modes(module)
+        outer, self._active = self._active, attention
         try:
             with ExitStack() as stack:
                 stack.enter_context(torch.no_grad())
                 if self._huggingface and attention:
                     stack.enter_context(no_new_hooks(self.module))
                     stack.enter_context(eager_attention(self.module))
-                if isinstance(self.module, nn.Module):
-                    self.module.eval()
+                if module is not None:
+                    module.eval()
                 yield
         finally:
-            self._active = False
+            self._active = outer
             _restore_training_modes(modes)
+
+    def logits(self, input_ids: Tensor, *, keep: int | None = None) -> Tensor:
+        """Next-token logits of a probe pass, without attention probabilities.
+
+        Args:
+            input_ids: ``[B, T]`` (or ``[T]``) token ids; moved to the model's device.
+            keep: return only the last ``keep`` positions (a Hugging Face model that accepts
+                ``logits_to_keep`` computes only those; others are sliced).
+
+        Returns:
+            ``[B, keep or T, V]`` logits on the model's device.
+
+        Raises:
+            ValueError: the model returned logits of another shape, e.g. only the last
+                position's, as a nanoGPT-style ``forward`` does without targets.
+        """
+        input_ids = self._check_input_ids(input_ids)
+        batch, tokens = input_ids.shape
+        if keep is not None and not 0 < keep <= tokens:
+            raise ValueError(f"`keep` must be in 1..{tokens} (the input's tokens), got {keep}")
+        with self.probing(attention=False):
+            if self._huggingface:  # computes (or slices to) the last `keep` positions itself
+                out = huggingface_logits(self.module, input_ids, keep=keep)
+                self._check_logits(out, batch, tokens, keep or tokens)
+                return out
+            if isinstance(self.module, LogitsFunction):
+                out = self.module(input_ids)
+            else:
+                out = logits_of(self.module.forward_with_attentions(input_ids)[0])
+        self._check_logits(out, batch, tokens, tokens)
+        return out if keep is None else out[:, tokens - keep :]
 
     def forward(
         self,
@@ -142,14 +197,19 @@ class ProbeModel:
             ``(logits [B, T, V] or None, list of L tensors [B, H, T, T] or None)``, on the
             model's device; attention rows are softmax probabilities.
         """
+        if attention and not self.has_attention:
+            raise TypeError(
+                f"{self.module!r} gives logits only, no attention probabilities; attention "
+                "measures need a transformers PreTrainedModel or an object implementing "
+                "phasewatch.models.AttentionModel (see docs/models.md)"
+            )
         input_ids = self._check_input_ids(input_ids)
         if attention_mask is not None:
             attention_mask = attention_mask.reshape(input_ids.shape).to(input_ids.device)
-        if self._active:
+        with self.probing(attention=attention):
             out_logits, attentions = self._run(input_ids, attention, attention_mask, logits)
-        else:
-            with self._probe_state(attention=attention):
-                out_logits, attentions = self._run(input_ids, attention, attention_mask, logits)
+        if out_logits is not None:
+            self._check_logits(out_logits, *input_ids.shape, input_ids.shape[1])
         if attentions is not None:
             self._check_attentions(attentions, input_ids.shape)
         return out_logits, attentions
@@ -167,6 +227,8 @@ class ProbeModel:
                 attention_mask=attention_mask,
                 logits=logits,
             )
+        if isinstance(self.module, LogitsFunction):
+            return self.module(input_ids), None
         if attention_mask is not None:
             raise ValueError(
                 f"{type(self.module).__name__} implements AttentionModel, whose "
@@ -174,7 +236,8 @@ class ProbeModel:
                 "right-pad them (causal attention never looks ahead) and leave attention_mask=None."
             )
         out_logits, attentions = self.module.forward_with_attentions(input_ids)
-        return (out_logits if logits else None), (list(attentions) if attention else None)
+        out_logits = logits_of(out_logits) if logits else None
+        return out_logits, (list(attentions) if attention else None)
 
     def _check_input_ids(self, input_ids: Tensor) -> Tensor:
         if not isinstance(input_ids, Tensor):
@@ -199,6 +262,24 @@ class ProbeModel:
                     f"0..{self.vocab_size - 1}; was it tokenized with another tokenizer?"
                 )
         return input_ids.long().to(self.device)
+
+    def _check_logits(self, logits: Tensor, batch: int, tokens: int, positions: int) -> None:
+        """Logits must be ``[batch, positions, V]``: one row per input position asked for."""
+        if logits.ndim == 3 and tuple(logits.shape[:2]) == (batch, positions):
+            return
+        where = (
+            "forward_with_attentions"
+            if isinstance(self.module, AttentionModel) and not self._huggingface
+            else "the model"
+        )
+        raise ValueError(
+            f"{type(self.module).__name__}: {where} returned logits of shape "
+            f"{list(logits.shape)} for input ids [B, T] = [{batch}, {tokens}]; phasewatch needs "
+            f"logits at every position, [B, T, V] = [{batch}, {positions}, V]. A nanoGPT-style "
+            "forward returns only the last position's logits when called without targets: "
+            "implement phasewatch.models.AttentionModel, whose forward_with_attentions returns "
+            "the logits of all positions (see docs/models.md), or pass a function that does."
+        )
 
     def _check_attentions(self, attentions: list[Tensor], shape: torch.Size) -> None:
         batch, tokens = shape
@@ -315,7 +396,7 @@ def _outermost_supported_children(root: nn.Module) -> list[tuple[str, Any]]:
     return found
 
 
-def _training_modes(model: Any) -> list[tuple[nn.Module, bool]]:
+def _training_modes(model: nn.Module | None) -> list[tuple[nn.Module, bool]]:
     if not isinstance(model, nn.Module):
         return []
     return [(module, module.training) for module in model.modules()]
