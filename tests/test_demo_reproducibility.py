@@ -63,7 +63,7 @@ def test_two_fresh_tokenizer_trainings_are_identical():
 def test_run_environment_names_threads_torch_and_cpu():
     environment = make_reproducible(seed=0, num_threads=1)
     assert environment.num_threads == torch.get_num_threads() == 1
-    assert environment.torch_version == torch.__version__
+    assert type(environment.torch_version) is str and environment.torch_version == torch.__version__
     line = environment.describe()
     assert "1 torch threads" in line and torch.__version__ in line
     assert environment.cpu_capability in line and environment.cpu_model in line

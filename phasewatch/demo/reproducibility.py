@@ -47,7 +47,7 @@ class RunEnvironment:
     def current(cls) -> RunEnvironment:
         """The environment of this process, read now."""
         return cls(
-            torch_version=torch.__version__,
+            torch_version=str(torch.__version__),
             cpu_capability=str(torch.backends.cpu.get_cpu_capability()),
             cpu_model=_cpu_model(),
             num_threads=torch.get_num_threads(),

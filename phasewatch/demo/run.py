@@ -101,11 +101,17 @@ def main(out_dir: str | os.PathLike = "runs/demo", minutes: float | None = None)
         f"synthetic share of the training stream: {config.synthetic_share:.0%} "
         "repeated random spans"
     )
-    print(
-        f"reproducible: a rerun prints the same numbers on {environment.describe()}; "
-        "another CPU, torch build or thread count rounds differently and drifts after the "
-        "transition (docs/demo.md, Reproducibility)"
-    )
+    if minutes is None:
+        print(
+            f"reproducible: a rerun prints the same numbers on {environment.describe()}; "
+            "another CPU, torch build or thread count rounds differently and drifts after the "
+            "transition (docs/demo.md, Reproducibility)"
+        )
+    else:
+        print(
+            f"not reproducible: --minutes {minutes:g} stopped training on wall-clock time, at a "
+            "step that depends on this machine's speed and load"
+        )
     print(f"TensorBoard logs: {logger.log_dir}  (tensorboard --logdir {logger.log_dir})")
     print(f"report: {written['png']}  {written['html']}")
     return 0
