@@ -319,3 +319,63 @@ def test_run_dir_is_the_first_loggers_log_dir_else_the_default_root_dir(
         "root": tmp_path / "root",
     }[expected]
     assert _logging.run_dir(trainer) == want
+
+
+# -- DDP -------------------------------------------------------------------------------------------
+
+
+class JumpAt(PhasewatchMonitor):
+    """A planted jump of ``planted/score`` at step 14 (a transition), every 2 steps."""
+
+    produces = ("planted/score",)
+
+    def __init__(self):
+        super().__init__(every_n_steps=2, log_spaced=False)
+
+    def measure(self, trainer, pl_module):
+        return {"planted/score": 0.01 if trainer.global_step < 14 else 0.8}, {}
+
+
+def _ddp_fit(root, max_steps, ckpt_path=None, save_at=None):
+    callbacks = [
+        PlantedPPP(),
+        JumpAt(),
+        PeakMonitor(min_steps=0, patience=3),
+        TransitionMonitor(watch={"planted/score": {}}, checkpoint=True),
+    ]
+    if save_at is not None:
+        callbacks.append(SaveAt(save_at, root / "half.ckpt"))
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        callbacks=callbacks,
+        logger=CSVLogger(root, name="run"),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=root,
+    )
+    trainer.fit(TinyLM(), random_token_loader(300, n=800), ckpt_path=ckpt_path)
+
+
+@pytest.mark.slow
+def test_ddp_resume_keeps_the_whole_history_and_whole_checkpoints(tmp_path):
+    _ddp_fit(tmp_path, 24, save_at=12)  # killed, say, at step 24; its checkpoint is step 12's
+    _ddp_fit(tmp_path, 30, ckpt_path=tmp_path / "half.ckpt")
+    history = load_history(tmp_path)
+    assert history.path == tmp_path / "run" / "version_1" / HISTORY_FILE
+    assert list(history.get(keys.PPP_DELTA_LL)["step"]) == list(range(0, 31, 2))
+    assert list(history.get("planted/score")["step"]) == list(range(0, 31, 2))
+    assert [e.step for e in history.peaks if e.kind == "new_best"] == [0, 2, 4, 6, 8, 10]
+    [event] = history.transitions  # once, though both runs saw it
+    assert (
+        torch.load(tmp_path / "run" / "version_0" / "ppp_peak.ckpt", weights_only=False)[
+            "global_step"
+        ]
+        == 10
+    )
+    [transition_ckpt] = (tmp_path / "run" / "version_1").glob("transition-*.ckpt")
+    assert torch.load(transition_ckpt, weights_only=False)["global_step"] == event.confirmed_step
+    assert not list(tmp_path.rglob(".*.tmp"))  # every temporary file was moved into place

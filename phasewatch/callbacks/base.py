@@ -99,8 +99,9 @@ def start_resumed_run(trainer: Trainer) -> None:
     """
     if trainer.is_global_zero:
         _logging.history_file(trainer)
-    resumed = trainer.ckpt_path is not None or trainer.global_step > 0
-    if not resumed or _resume_noted.get(trainer) == trainer.ckpt_path:
+    # trainer.ckpt_path: set by fit(ckpt_path=...); a second fit() of one Trainer keeps the
+    # callbacks (and their counts) in memory and is no resume
+    if trainer.ckpt_path is None or _resume_noted.get(trainer) == trainer.ckpt_path:
         return
     _resume_noted[trainer] = trainer.ckpt_path
     missing = [
