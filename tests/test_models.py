@@ -219,7 +219,8 @@ def test_protocol_logits_come_from_forward_with_attentions_and_are_checked():
 
 def test_a_logits_function_gives_logits_and_refuses_attention():
     model = TinyTransformer(vocab_size=VOCAB).train()
-    probe = ProbeModel(LogitsFunction(model, max_length=64))
+    probe = as_probe_model(LogitsFunction(model, max_length=64))
+    assert (probe.max_length, probe.has_attention, probe.module.function) == (64, False, model)
     ids = torch.arange(6).unsqueeze(0)
     torch.testing.assert_close(probe.logits(ids), model.eval().forward(ids))
     model.train()

@@ -301,7 +301,8 @@ class ProbeModel:
 def as_probe_model(obj: Any) -> ProbeModel:
     """Find the model in ``obj`` and wrap it in a :class:`ProbeModel`.
 
-    Accepts, in this order: a ``ProbeModel`` (returned as is); a transformers ``PreTrainedModel``;
+    Accepts, in this order: a ``ProbeModel`` (returned as is); a
+    :class:`~phasewatch.models.LogitsFunction`; a transformers ``PreTrainedModel``;
     an object implementing :class:`~phasewatch.models.AttentionModel`; a ``torch.compile`` wrapper
     of either; or an ``nn.Module`` container such as a ``LightningModule`` holding one, looked up
     in the attributes ``model``, ``net``, ``network``, ``lm``, ``language_model``, ``transformer``,
@@ -314,6 +315,8 @@ def as_probe_model(obj: Any) -> ProbeModel:
     """
     if isinstance(obj, ProbeModel):
         return obj
+    if isinstance(obj, LogitsFunction):
+        return ProbeModel(obj)
     obj = _unwrap_compiled(obj)
     if _is_supported(obj):
         return ProbeModel(obj)
