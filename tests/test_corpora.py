@@ -445,3 +445,11 @@ def test_load_tsv_names_a_row_with_the_wrong_number_of_fields(tmp_path):
     message = _load_error(tmp_path, body)
     assert "line 4: 5 fields; line 5: 3 fields" in message
     assert "4 fields" in message  # the header's count
+
+
+def test_load_tsv_refuses_a_repeated_column_name_and_an_unknown_encoding(tmp_path):
+    body = "story\tposition\tword\trt\trt\ns\t1\tThe\t310\t311\n"
+    message = _load_error(tmp_path, body)
+    assert "repeats the column names ['rt']" in message
+    with pytest.raises(ValueError, match=r"`encoding` 'no-such-codec' is not a codec"):
+        load_tsv(tmp_path / "mine.tsv", encoding="no-such-codec")
