@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import lightning as L
+import pandas as pd
 import pytest
 import torch
 from lightning_helpers import TinyLM, random_token_loader, token_loader
@@ -17,6 +18,7 @@ from phasewatch.callbacks import (
     TransitionMonitor,
 )
 from phasewatch.corpora import ReadingTimeCorpus
+from phasewatch.report.history import load_history
 
 
 def _fit(tmp_path, callbacks, loader, module, max_epochs, ckpt_path=None, **kwargs):
@@ -73,6 +75,16 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(
             a.state_dict(), sort_keys=True
         ), type(a).__name__
     assert [row[0] for row in straight[0].history["ppp/delta_ll"]] == [0, 1, 2, 4, 6, 10, 15]
+    # the resumed run's history file (its own directory) holds the whole run, as the straight one's
+    whole, resumed_history = load_history(tmp_path / "a"), load_history(tmp_path / "c")
+    assert sorted(resumed_history.series) == sorted(whole.series)
+    for key, frame in whole.series.items():
+        pd.testing.assert_frame_equal(resumed_history.series[key], frame, obj=key)
+    assert [(s, t) for s, t, _ in resumed_history.heads] == [(s, t) for s, t, _ in whole.heads]
+    for (_, _, got), (_, _, want) in zip(resumed_history.heads, whole.heads, strict=True):
+        assert got.keys() == want.keys() and all((got[k] == want[k]).all() for k in want)
+    assert resumed_history.transitions == whole.transitions
+    assert resumed_history.peaks == whole.peaks
 
 
 class RankNoiseMonitor(PhasewatchMonitor):
