@@ -44,6 +44,7 @@ def main(out_dir: str | os.PathLike = "runs/demo", minutes: float | None = None)
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from phasewatch import keys
     from phasewatch.callbacks import AttentionMonitor, PeakMonitor, PPPMonitor, TransitionMonitor
     from phasewatch.demo.config import DemoConfig
     from phasewatch.demo.reproducibility import make_reproducible
@@ -63,10 +64,11 @@ def main(out_dir: str | os.PathLike = "runs/demo", minutes: float | None = None)
     model = config.model(data.tokenizer)
     schedule = {"every_n_steps": 100, "per_decade": 6}
     callbacks = [
-        PPPMonitor(**schedule),
+        # both PPP curves from one surprisal pass: how much of each value is tokenization
+        PPPMonitor(control_tokens="both", **schedule),
         AttentionMonitor(**schedule),
         TransitionMonitor(checkpoint=True, **schedule),
-        PeakMonitor("ppp/delta_ll", patience=5, dirpath=str(out)),
+        PeakMonitor(keys.PPP_DELTA_LL, patience=5, dirpath=str(out)),
     ]
     logger = TensorBoardLogger(str(out.parent), name=out.name, version="", default_hp_metric=False)
     logger.log_hyperparams({**config.to_dict(), **environment.to_dict()})
@@ -94,7 +96,9 @@ def main(out_dir: str | os.PathLike = "runs/demo", minutes: float | None = None)
     print(written["summary"])
     peak = callbacks[3]
     if peak.peak_path:
-        print(f"PPP peak checkpoint: {peak.peak_path} (step {peak.best_step})")
+        confirmed = any(e.kind == "confirmed" for e in peak.events)
+        status = "a confirmed peak" if confirmed else f"not a confirmed peak: {peak.waiting_for}"
+        print(f"best-PPP checkpoint: {peak.peak_path} (step {peak.best_step}; {status})")
     for path in callbacks[2].checkpoints:
         print(f"transition checkpoint: {path}")
     print(
