@@ -121,6 +121,14 @@ def test_the_history_travels_compressed_in_the_first_phasewatch_callbacks_state(
     assert len(carried["jsonl_zlib"]) < len(raw) / 3
 
 
+def test_a_history_of_a_newer_format_is_not_written_and_says_so(tmp_path, caplog):
+    state = {"format_version": 99, "jsonl_zlib": b"", "records": 0}
+    with caplog.at_level(logging.WARNING, logger="phasewatch"):
+        _logging._write_restored(tmp_path / HISTORY_FILE, state, step=5)
+    assert not (tmp_path / HISTORY_FILE).exists()
+    assert "format 99, newer than this phasewatch reads (1)" in caplog.text
+
+
 # -- peak events in the history --------------------------------------------------------------------
 
 

@@ -127,6 +127,14 @@ def _write_restored(path: Path, state: dict, step: int) -> None:
     A different file already there (a resume into the same directory after the run went on past
     the checkpoint) is kept beside it as ``phasewatch_history.before_resume_step<step>.jsonl``.
     """
+    if state.get("format_version", 1) > _HISTORY_FORMAT:
+        log.warning(
+            "phasewatch: the checkpoint carries a run history of format %s, newer than this "
+            "phasewatch reads (%d): not written; upgrade phasewatch to keep the whole history",
+            state.get("format_version"),
+            _HISTORY_FORMAT,
+        )
+        return
     data = zlib.decompress(state["jsonl_zlib"])
     if path.exists():
         if path.read_bytes() == data:

@@ -205,16 +205,16 @@ class PeakMonitor(MeasurementListener, Callback):
                 raise FileNotFoundError(message + " (strict=True; set strict=False to go on)")
             if trainer.is_global_zero:
                 log.warning(message + "; the model keeps its final weights")
-        else:
-            checkpoint = torch.load(self.peak_path, map_location="cpu", weights_only=False)
-            pl_module.load_state_dict(checkpoint["state_dict"])
-            if trainer.is_global_zero:
-                log.info(
-                    "restored the %s peak weights of step %s from %s",
-                    self.monitor,
-                    self.tracker.best_step,
-                    self.peak_path,
-                )
+            return
+        checkpoint = torch.load(self.peak_path, map_location="cpu", weights_only=False)
+        pl_module.load_state_dict(checkpoint["state_dict"])
+        if trainer.is_global_zero:
+            log.info(
+                "restored the %s peak weights of step %s from %s",
+                self.monitor,
+                self.tracker.best_step,
+                self.peak_path,
+            )
 
     def _missing_peak(self) -> str | None:
         """Why there is no peak checkpoint to restore, in words; None if there is one."""
