@@ -15,6 +15,7 @@ from phasewatch.analyze import analyze_checkpoints
 from phasewatch.callbacks import PPPMonitor
 from phasewatch.cli import main as cli_main
 from phasewatch.corpora import ReadingTimeCorpus
+from phasewatch.detect import PeakEvent
 from phasewatch.report import load_history, summarize_run, write_report
 from phasewatch.report.history import HISTORY_FILE
 
@@ -142,7 +143,29 @@ def test_summary_calls_a_peak_only_on_a_significant_paired_decline_after_a_rise(
     _write_history(tmp_path / "noisy", curve, final_paired=(0.015, 0.01, 0.02, 0.002))
     summary = summarize_run(load_history(tmp_path / "noisy"))
     assert not summary.ppp_peaked and "decline since the highest value" in str(summary)
-    assert "below z = 2" in str(summary)
+    assert "(paired, z = 1.50), is below z = 2" in str(summary)
+
+    # PeakMonitor confirmed it online earlier: the summary says both, as measured
+    event = PeakEvent(
+        "confirmed",
+        keys.PPP_DELTA_LL,
+        200,
+        0.03,
+        0.03,
+        200_000,
+        2,
+        0.01,
+        0.004,
+        0.02,
+        0.002,
+        2.0,
+        400,
+    )
+    with open(tmp_path / "noisy" / HISTORY_FILE, "a") as f:
+        f.write(json.dumps({"kind": "peak", "event": event.to_dict()}) + "\n")
+    text = str(summarize_run(load_history(tmp_path / "noisy")))
+    assert "PeakMonitor confirmed the peak of step 200 at step 400" in text
+    assert "z = 2.50); at the final evaluation the decline does not pass" in text
 
     # no paired values (a history from phasewatch 0.1): the peak is not called
     _write_history(tmp_path / "old", curve)

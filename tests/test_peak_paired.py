@@ -99,6 +99,7 @@ def test_a_peak_is_confirmed_only_when_the_paired_decline_is_significant():
     confirmed = [e for e in events if e.kind == "confirmed"]
     assert len(confirmed) == 1
     assert confirmed[0].step == 10 and confirmed[0].decline == 0.003
+    assert confirmed[0].confirmed_step == 40
     assert "z = 3.00 >= 2" in str(confirmed[0]) and "rise before it" in str(confirmed[0])
 
 

@@ -75,7 +75,8 @@ class PeakEvent:
     training, a rise before the best, a significant paired decline). For a confirmed peak,
     ``decline`` ± ``decline_se`` is the paired decline since the best and ``rise`` ± ``rise_se`` the
     paired rise of the best over the first evaluation (metric units, e.g. nats/word), when the
-    series has per-word values; ``min_z`` the threshold they passed.
+    series has per-word values; ``min_z`` the threshold they passed; ``confirmed_step`` the step of
+    the evaluation that confirmed it.
     """
 
     kind: str
@@ -90,6 +91,7 @@ class PeakEvent:
     rise: float | None = None
     rise_se: float | None = None
     min_z: float | None = None
+    confirmed_step: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,10 +104,11 @@ class PeakEvent:
         tokens = f" ({self.tokens:,} tokens)" if self.tokens is not None else ""
         if self.kind != "confirmed":
             return f"new best {self.metric} at step {self.step}{tokens}: {self.value:.4g}"
+        at = "" if self.confirmed_step is None else f" (confirmed at step {self.confirmed_step})"
         text = (
             f"{self.metric} peaked at step {self.step}{tokens}: {self.value:.4g} "
             f"(smoothed {self.smoothed:.4g}); no improvement in {self.evaluations_since} "
-            "evaluations since"
+            f"evaluations since{at}"
         )
         if self.decline is None:
             return text + "; no per-word values, so no paired test: confirmed by patience alone"

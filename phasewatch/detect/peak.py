@@ -154,6 +154,7 @@ class PeakTracker:
                 rise=rise,
                 rise_se=rise_se,
                 min_z=self.min_z,
+                confirmed_step=int(step),
             )
         ]
 

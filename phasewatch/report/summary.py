@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from phasewatch import keys
-from phasewatch.detect import TransitionEvent
+from phasewatch.detect import PeakEvent, TransitionEvent
 from phasewatch.detect.events import z_score
 from phasewatch.detect.peak import DEFAULT_MIN_Z
 from phasewatch.report.history import RunHistory
@@ -49,7 +49,7 @@ class PairedValue:
         return z_score(self.mean, self.se)
 
     def __str__(self) -> str:
-        return f"{self.mean:.4f} ± {self.se:.4f} nats/word (paired, z = {self.z:.1f})"
+        return f"{self.mean:.4f} ± {self.se:.4f} nats/word (paired, z = {self.z:.2f})"
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,23 @@ class PPPCurve:
     min_z: float
     peaked: bool
     verdict: str
+    monitor_peak: PeakEvent | None = None
 
     def lines(self) -> list[str]:
         label = _LABELS.get(self.key, self.key)
         out = [f"  {label}:", f"    first:   {self.first}", f"    highest: {self.best}"]
         out.append(f"    final:   {self.final}")
         out.append(f"    {self.verdict}")
+        event = self.monitor_peak
+        if event is not None and event.decline is not None:
+            when = f"step {event.confirmed_step}" if event.confirmed_step is not None else None
+            when = when or f"{event.evaluations_since} evaluations after it"
+            z = z_score(event.decline, event.decline_se)
+            out.append(
+                f"    PeakMonitor confirmed the peak of step {event.step} at {when} (paired "
+                f"decline then {event.decline:.4f} ± {event.decline_se:.4f} nats/word, z = {z:.2f})"
+                + ("" if self.peaked else "; at the final evaluation the decline does not pass")
+            )
         return out
 
 
@@ -183,7 +194,9 @@ def _curve(history: RunHistory, key: str, min_z: float) -> PPPCurve | None:
     decline = _last_paired(history, decline_key, decline_se_key, final.step)
     rise = _last_paired(history, rise_key, rise_se_key, final.step)
     peaked, verdict = _verdict(first, top, final, decline, rise, min_z)
-    return PPPCurve(key, first, top, final, decline, rise, min_z, peaked, verdict)
+    confirmed = [p for p in history.peaks if p.metric == key and p.kind == "confirmed"]
+    monitor_peak = confirmed[-1] if confirmed else None
+    return PPPCurve(key, first, top, final, decline, rise, min_z, peaked, verdict, monitor_peak)
 
 
 def _last_paired(history: RunHistory, key: str, se_key: str, step: int) -> PairedValue | None:
