@@ -96,8 +96,13 @@ def main(out_dir: str | os.PathLike = "runs/demo", minutes: float | None = None)
     print(written["summary"])
     peak = callbacks[3]
     if peak.peak_path:
-        confirmed = any(e.kind == "confirmed" for e in peak.events)
-        status = "a confirmed peak" if confirmed else f"not a confirmed peak: {peak.waiting_for}"
+        confirmed = [e for e in peak.events if e.kind == "confirmed"]
+        status = (
+            f"confirmed as a peak online at step {confirmed[-1].confirmed_step}; the summary above "
+            "tests it again at the final evaluation"
+            if confirmed
+            else f"not a confirmed peak, waiting for {peak.waiting_for}"
+        )
         print(f"best-PPP checkpoint: {peak.peak_path} (step {peak.best_step}; {status})")
     for path in callbacks[2].checkpoints:
         print(f"transition checkpoint: {path}")
