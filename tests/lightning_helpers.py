@@ -64,3 +64,19 @@ def random_token_loader(
     g = torch.Generator().manual_seed(seed)
     chunks = torch.randint(0, vocab_size, (n, length), generator=g)
     return DataLoader(TensorDataset(chunks), batch_size=8, shuffle=False)
+
+
+def quiet_trainer(root, callbacks, *, max_steps: int, logger=False, **kwargs) -> L.Trainer:
+    """A single-process CPU Trainer with no progress bar, summary or checkpointing of its own."""
+    options = dict(
+        max_steps=max_steps,
+        callbacks=callbacks,
+        logger=logger,
+        default_root_dir=root,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        devices=1,
+    )
+    return L.Trainer(**{**options, **kwargs})

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from lightning_helpers import token_loader
+from lightning_helpers import quiet_trainer, token_loader
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
@@ -59,17 +59,7 @@ class FrozenBlockLM(L.LightningModule):
 
 
 def _fit(tmp_path, module, callbacks, ids) -> L.Trainer:
-    trainer = L.Trainer(
-        max_steps=MAX_STEPS,
-        callbacks=callbacks,
-        logger=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-    )
+    trainer = quiet_trainer(tmp_path, callbacks, max_steps=MAX_STEPS)
     trainer.fit(module, token_loader(ids, batch_size=4, length=64))
     return trainer
 

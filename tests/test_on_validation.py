@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import lightning as L
 import pytest
 
 from phasewatch import AttentionMonitor
 from phasewatch.callbacks.base import PhasewatchMonitor
-from tests.lightning_helpers import TinyLM, random_token_loader
+from tests.lightning_helpers import TinyLM, quiet_trainer, random_token_loader
 
 
 class CountingMonitor(PhasewatchMonitor):
@@ -22,18 +21,8 @@ class CountingMonitor(PhasewatchMonitor):
 
 
 def _fit(tmp_path, monitor, max_steps=6, val=False, **kwargs):
-    trainer = L.Trainer(
-        max_steps=max_steps,
-        callbacks=[monitor],
-        logger=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-        num_sanity_val_steps=0,
-        **kwargs,
+    trainer = quiet_trainer(
+        tmp_path, [monitor], max_steps=max_steps, num_sanity_val_steps=0, **kwargs
     )
     loaders = {"val_dataloaders": random_token_loader(300, n=8, seed=1)} if val else {}
     trainer.fit(TinyLM(), random_token_loader(300, n=64), **loaders)

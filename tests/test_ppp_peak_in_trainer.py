@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 import logging
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 from lightning.pytorch import Callback
-from lightning_helpers import TinyLM, token_loader
+from lightning_helpers import TinyLM, quiet_trainer, token_loader
 
 from phasewatch import keys
 from phasewatch.callbacks import PeakMonitor, PPPMonitor
@@ -33,18 +32,7 @@ class WeightsAtMeasurements(MeasurementListener, Callback):
 
 
 def _trainer(tmp_path, callbacks, max_steps, **kwargs):
-    return L.Trainer(
-        max_steps=max_steps,
-        callbacks=callbacks,
-        logger=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-        **kwargs,
-    )
+    return quiet_trainer(tmp_path, callbacks, max_steps=max_steps, **kwargs)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.logger import DummyLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning_helpers import TinyLM, random_token_loader
+from lightning_helpers import TinyLM, quiet_trainer, random_token_loader
 
 from phasewatch import keys
 from phasewatch.callbacks import PeakMonitor, PhasewatchMonitor, TransitionMonitor, _logging
@@ -50,18 +50,7 @@ class SaveAt(L.Callback):
 
 
 def _fit(root, callbacks, max_steps, ckpt_path=None, logger=False, plugins=None, module=None):
-    trainer = L.Trainer(
-        max_steps=max_steps,
-        callbacks=callbacks,
-        logger=logger,
-        default_root_dir=root,
-        plugins=plugins,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-    )
+    trainer = quiet_trainer(root, callbacks, max_steps=max_steps, logger=logger, plugins=plugins)
     trainer.fit(module or TinyLM(), random_token_loader(300, n=800), ckpt_path=ckpt_path)
     return trainer
 
