@@ -22,7 +22,7 @@ def _data(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from phasewatch.report import write_report
 
-    written = write_report(args.run_dir, args.out)
+    written = write_report(args.run_dir, args.out, min_z=args.min_z)
     print(written["summary"])
     print(f"report: {written['png']}\n        {written['html']}")
     return 0
@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="regenerate report.png/report.html from a run's logs")
     report.add_argument("run_dir", help="the run's log directory (holds phasewatch_history.jsonl)")
     report.add_argument("--out", default=None, help="default: beside the history file")
+    report.add_argument(
+        "--min-z",
+        type=float,
+        default=2.0,
+        help="paired-test threshold (SE) for calling a PPP peak (default 2)",
+    )
     report.set_defaults(func=_report)
 
     analyze = sub.add_parser("analyze", help="measure a series of saved checkpoints offline")

@@ -229,3 +229,12 @@ def test_a_bare_tokenizer_json_gets_its_one_special_token_as_bos(tmp_path, ns_to
     assert loaded("a test")["input_ids"] == ns_tokenizer("a test")["input_ids"]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_tokenizer(tmp_path / "missing.json")
+
+
+def test_report_threshold_is_an_argument(tmp_path, capsys):
+    curve = [0.01, 0.02, 0.03, 0.02, 0.015]
+    _write_history(tmp_path / "run", curve, final_paired=(0.015, 0.01, 0.02, 0.002))  # z = 1.5
+    assert cli_main(["report", str(tmp_path / "run")]) == 0
+    assert "is below z = 2" in capsys.readouterr().out
+    assert cli_main(["report", str(tmp_path / "run"), "--min-z", "1.4"]) == 0
+    assert "PPP peaked at step 200" in capsys.readouterr().out

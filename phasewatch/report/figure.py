@@ -5,6 +5,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from phasewatch import keys
+from phasewatch.detect.peak import DEFAULT_MIN_Z
 from phasewatch.head_kinds import head_series
 from phasewatch.report.heatmaps import head_heatmaps, panel_title
 from phasewatch.report.history import RunHistory
@@ -15,9 +16,14 @@ HEAD_SERIES = head_series()
 LOSS_KEYS = keys.LOSS_KEYS
 
 
-def report_figure(history: RunHistory, title: str = "phasewatch run report") -> Figure:
-    """Curves on one token axis (transition: red dashed, PPP peak: green) and heatmaps below."""
-    summary = summarize_run(history)
+def report_figure(
+    history: RunHistory, title: str = "phasewatch run report", *, min_z: float = DEFAULT_MIN_Z
+) -> Figure:
+    """Curves on one token axis (transition: red dashed, PPP peak: green) and heatmaps below.
+
+    A PPP peak is marked only when the summary's paired tests pass at ``min_z`` standard errors.
+    """
+    summary = summarize_run(history, min_z=min_z)
     fig = Figure(figsize=(11, 11))
     grid = fig.add_gridspec(
         5,

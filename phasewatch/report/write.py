@@ -5,24 +5,32 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from phasewatch.detect.peak import DEFAULT_MIN_Z
 from phasewatch.report.figure import report_figure
 from phasewatch.report.history import load_history
 from phasewatch.report.summary import summarize_run
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, dpi: int = 90) -> dict:
+def write_report(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    dpi: int = 90,
+    min_z: float = DEFAULT_MIN_Z,
+) -> dict:
     """Regenerate the report of a run from its history; returns the paths written.
 
     ``out_dir`` defaults to the folder holding the history file. Writes ``report.png`` (curves
     against tokens with transition and peak marked, per-head heatmaps) and ``report.html`` (the
-    figure and the summary text).
+    figure and the summary text). ``min_z``: threshold of the paired tests that call a PPP peak
+    (standard errors, default 2).
     """
     history = load_history(run_dir)
     out = Path(out_dir) if out_dir is not None else history.path.parent
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarize_run(history)
+    summary = summarize_run(history, min_z=min_z)
     png = out / "report.png"
-    report_figure(history).savefig(png, dpi=dpi)
+    report_figure(history, min_z=min_z).savefig(png, dpi=dpi)
     page = out / "report.html"
     events = (
         "".join(f"<li>{html.escape(str(e))}</li>" for e in history.transitions) or "<li>none</li>"
