@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,8 +17,17 @@ from phasewatch.callbacks.base import PhasewatchMonitor
 from phasewatch.corpora import load
 from phasewatch.corpora.naturalstories import load_dependencies
 from phasewatch.head_kinds import head_series, score_keys
-from phasewatch.measures.snapshot import HeadMeasure
+from phasewatch.measures.snapshot import DEFAULT_SEQ_LEN, HeadMeasure
 from phasewatch.report.heatmaps import head_heatmaps
+
+log = logging.getLogger("phasewatch")
+
+#: The arguments that set each part of a measurement, named when that part fails.
+_PART_ARGUMENTS = {
+    "repeated_token": "seq_len, probe_batch",
+    "entropy": "entropy_tokens, entropy_stories (0 turns it off)",
+    "syntactic": "syntactic_max_tokens, syntactic_stories, syntactic=False (off)",
+}
 
 
 class AttentionMonitor(PhasewatchMonitor):
@@ -27,10 +38,18 @@ class AttentionMonitor(PhasewatchMonitor):
     - induction, previous-token and duplicate-token scores of every head from ONE forward pass over
       a fixed probe of random token sequences repeated twice
       (:func:`phasewatch.measures.all_head_scores`; ``seq_len``, ``probe_batch``, ``seed``);
+      ``seq_len`` defaults to 50 tokens per repeat (the paper's code), or ``max_length // 2``
+      for a model whose context is shorter than 100 positions;
     - attention entropy (nats, mean over query positions) on natural text: the first
-      ``entropy_tokens`` tokens of each of the first ``entropy_stories`` corpus stories;
+      ``entropy_tokens`` tokens (at most the model's context) of each of the first
+      ``entropy_stories`` corpus stories;
     - with ``syntactic=True``, the syntactic attention score against the corpus' dependency parses
-      on the first ``syntactic_stories`` stories (Natural Stories only).
+      on the first ``syntactic_stories`` stories (Natural Stories only), in windows of
+      ``syntactic_max_tokens`` tokens (default: the model's context).
+
+    The three parts fail alone: a part that raises (e.g. a context too short for the probe) is
+    logged as a warning naming the arguments that set it, and the others are logged as usual
+    (``strict=True`` raises instead).
 
     Logs ``heads/induction_max``, ``heads/prev_token_max``, ``heads/duplicate_token_max``,
     ``heads/syntactic_max`` (each the max over heads, in [0, 1]; one key per row of
@@ -40,9 +59,11 @@ class AttentionMonitor(PhasewatchMonitor):
     figure ``heads/heatmaps`` to TensorBoard. The per-head tensors also go to the run's history.
 
     Args:
-        seq_len, probe_batch, seed: the repeated-random-token probe (length of one repeat, batch).
+        seq_len, probe_batch, seed: the repeated-random-token probe (tokens per repeat, default
+            ``min(50, max_length // 2)``; sequences; seed).
         entropy_stories, entropy_tokens: the natural-text probe for entropy (needs a tokenizer).
-        syntactic, syntactic_stories: the syntactic score (needs a tokenizer and the UD parses).
+        syntactic, syntactic_stories, syntactic_max_tokens: the syntactic score (needs a tokenizer
+            and the UD parses), window length in tokens (default: the model's ``max_length``).
         per_head_scalars: also log one scalar per head and measure.
         heatmap_every: draw the TensorBoard heatmap figure at every k-th measurement (default 4;
             0 = never). A figure costs about 0.6 s on CPU (docs/performance.md); the per-head
@@ -62,13 +83,14 @@ class AttentionMonitor(PhasewatchMonitor):
     def __init__(
         self,
         *,
-        seq_len: int = 50,
+        seq_len: int | None = None,
         probe_batch: int = 32,
         seed: int = 0,
         entropy_stories: int = 4,
         entropy_tokens: int = 128,
         syntactic: bool = True,
         syntactic_stories: int = 2,
+        syntactic_max_tokens: int | None = None,
         per_head_scalars: bool = False,
         heatmap_every: int = 4,
         corpus: str = "naturalstories",
@@ -97,17 +119,22 @@ class AttentionMonitor(PhasewatchMonitor):
             ("seq_len", seq_len),
             ("probe_batch", probe_batch),
             ("entropy_tokens", entropy_tokens),
+            ("syntactic_max_tokens", syntactic_max_tokens),
         ):
-            if value < 2:
+            if value is not None and value < 2:
                 raise ValueError(f"`{name}` must be >= 2, got {value}")
         if syntactic and corpus != "naturalstories":
             raise ValueError(
                 f"`syntactic=True` scores heads against the Natural Stories dependency parses, "
                 f"but `corpus` is {corpus!r}; set syntactic=False for other corpora"
             )
-        self.seq_len, self.probe_batch, self.seed = int(seq_len), int(probe_batch), int(seed)
+        self.seq_len = None if seq_len is None else int(seq_len)
+        self.probe_batch, self.seed = int(probe_batch), int(seed)
         self.entropy_stories, self.entropy_tokens = int(entropy_stories), int(entropy_tokens)
         self.syntactic, self.syntactic_stories = bool(syntactic), int(syntactic_stories)
+        self.syntactic_max_tokens = (
+            None if syntactic_max_tokens is None else int(syntactic_max_tokens)
+        )
         self.per_head_scalars = bool(per_head_scalars)
         if heatmap_every < 0:
             raise ValueError(f"`heatmap_every` must be >= 0 (0 = never), got {heatmap_every}")
@@ -126,11 +153,14 @@ class AttentionMonitor(PhasewatchMonitor):
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(seq_len=self.seq_len, seed=self.seed)
+        # the default probe keeps the key it had when seq_len defaulted to 50 (old checkpoints)
+        seq_len = DEFAULT_SEQ_LEN if self.seq_len is None else self.seq_len
+        return self._generate_state_key(seq_len=seq_len, seed=self.seed)
 
     def describe(self) -> dict:
+        seq_len = "min(50, max_length // 2)" if self.seq_len is None else self.seq_len
         return {
-            "probe": f"{self.probe_batch} random sequences of {self.seq_len} tokens, twice",
+            "probe": f"{self.probe_batch} random sequences of {seq_len} tokens, twice",
             "seed": self.seed,
             "entropy_probe": f"{self.entropy_tokens} tokens x {self.entropy_stories} stories",
             "syntactic_stories": self.syntactic_stories if self.syntactic else 0,
@@ -153,6 +183,7 @@ class AttentionMonitor(PhasewatchMonitor):
                 entropy_stories=self.entropy_stories,
                 entropy_tokens=self.entropy_tokens,
                 syntactic_stories=self.syntactic_stories if self.syntactic else 0,
+                syntactic_max_tokens=self.syntactic_max_tokens,
             )
         return self._measure
 
@@ -168,7 +199,10 @@ class AttentionMonitor(PhasewatchMonitor):
             )
         except AttributeError:
             tokenizer = None  # head scores need none; entropy and syntactic are skipped
-        scalars, per_head = self._head_measure().measure(probe, tokenizer)
+        head_measure = self._head_measure()
+        scalars, per_head = head_measure.measure(probe, tokenizer, keep_going=not self.strict)
+        for part, error in head_measure.failures.items():
+            self._warn_part_failed(trainer.global_step, part, error)
         if self.per_head_scalars:
             for name, scores in per_head.items():
                 prefix = (
@@ -184,6 +218,17 @@ class AttentionMonitor(PhasewatchMonitor):
             "heads": per_head,
         }
         return scalars, extras
+
+    def _warn_part_failed(self, step: int, part: str, error: Exception) -> None:
+        """One part failed (rank zero measures alone): say which, why, and what sets it."""
+        log.warning(
+            "AttentionMonitor: the %s part failed at step %d and is not logged; the other parts "
+            "are. Its arguments: %s.\n%s",
+            part,
+            step,
+            _PART_ARGUMENTS[part],
+            "".join(traceback.format_exception(error)).rstrip(),
+        )
 
     def after_measurement(self, trainer, pl_module, step, scalars, extras) -> None:
         self.last_per_head = extras["heads"]

@@ -124,25 +124,38 @@ class PPPMeasure:
         return {k: float(v) for k, v in scalars.items()}, results
 
 
+#: Random tokens per repeat of the head-score probe when the model's context allows it (the
+#: published code's ``seq_len=50``, Aoyama & Wilcox 2025); shorter contexts get ``max_length // 2``.
+DEFAULT_SEQ_LEN = 50
+#: The parts of one head measurement; each can fail alone (``keep_going=True``).
+HEAD_PARTS = ("repeated_token", "entropy", "syntactic")
+
+
 class HeadMeasure:
     """Head-specialization scores and attention entropy of a model, per layer and head.
 
     Induction, previous-token and duplicate-token scores come from one forward pass over a fixed
-    probe of ``probe_batch`` random sequences of ``seq_len`` tokens repeated twice (seeded).
-    Attention entropy (nats) is measured on natural text, the first ``entropy_tokens`` tokens of
-    the first ``entropy_stories`` corpus stories; the syntactic score on the first
-    ``syntactic_stories`` stories against ``dependencies``. Both need a tokenizer and a corpus and
-    are skipped without them.
+    probe of ``probe_batch`` random sequences of ``seq_len`` tokens repeated twice (seeded;
+    default ``seq_len``: :data:`DEFAULT_SEQ_LEN` = 50, or ``max_length // 2`` tokens for a model
+    whose context is shorter than 100). Attention entropy (nats) is measured on natural text, the
+    first ``entropy_tokens`` tokens (at most the model's ``max_length``) of the first
+    ``entropy_stories`` corpus stories; the syntactic score on the first ``syntactic_stories``
+    stories against ``dependencies``, in windows of ``syntactic_max_tokens`` tokens (default: the
+    model's ``max_length``). Entropy and syntactic need a tokenizer and a corpus and are skipped
+    without them; ``entropy_stories=0`` or ``syntactic_stories=0`` turns a part off.
 
     ``measure(probe, tokenizer)`` returns the scalars — each kind's maximum over heads (the keys
     of :data:`phasewatch.head_kinds.HEAD_KINDS`), ``heads/sas`` with the syntactic score, and
-    :data:`ENTROPY_KEY` (nats) — and the per-head tensors [layers, heads] by measure name.
+    :data:`ENTROPY_KEY` (nats) — and the per-head tensors [layers, heads] by measure name. With
+    ``keep_going=True`` a part that fails (:data:`HEAD_PARTS`) is left out and recorded in
+    :attr:`failures` (part → the exception it raised) while the others are returned; the call
+    raises only when every part that ran failed.
     """
 
     def __init__(
         self,
         *,
-        seq_len: int = 50,
+        seq_len: int | None = None,
         probe_batch: int = 32,
         seed: int = 0,
         corpus: ReadingTimeCorpus | None = None,
@@ -150,17 +163,35 @@ class HeadMeasure:
         entropy_stories: int = 4,
         entropy_tokens: int = 128,
         syntactic_stories: int = 2,
+        syntactic_max_tokens: int | None = None,
     ) -> None:
-        self.seq_len, self.probe_batch, self.seed = int(seq_len), int(probe_batch), int(seed)
+        self.seq_len = None if seq_len is None else int(seq_len)
+        self.probe_batch, self.seed = int(probe_batch), int(seed)
         self.corpus, self.dependencies = corpus, dependencies
         self.entropy_stories, self.entropy_tokens = int(entropy_stories), int(entropy_tokens)
         self.syntactic_stories = int(syntactic_stories)
+        self.syntactic_max_tokens = syntactic_max_tokens
+        self.failures: dict[str, Exception] = {}
         self._entropy_ids: torch.Tensor | None = None
+
+    def probe_seq_len(self, max_length: int | None) -> int:
+        """Random tokens per repeat: ``seq_len``, else 50 capped at ``max_length // 2``."""
+        if self.seq_len is not None:
+            return self.seq_len
+        if max_length is None:
+            return DEFAULT_SEQ_LEN
+        return min(DEFAULT_SEQ_LEN, max_length // 2)
 
     def entropy_probe(self, tokenizer: Any, max_length: int | None) -> torch.Tensor:
         """Token ids [stories, T]: BOS, then the first tokens of each of the first stories."""
         if self._entropy_ids is None:
             texts = list(self.corpus.texts.values())[: self.entropy_stories]
+            if not texts:
+                raise ValueError(
+                    f"the entropy probe has no story: entropy_stories={self.entropy_stories} and "
+                    f"the corpus has {len(self.corpus.texts)}; set entropy_stories >= 1, or 0 to "
+                    "skip entropy"
+                )
             length = (
                 self.entropy_tokens if max_length is None else min(self.entropy_tokens, max_length)
             )
@@ -174,28 +205,23 @@ class HeadMeasure:
         return self._entropy_ids
 
     def measure(
-        self, probe: ProbeModel, tokenizer: Any = None
+        self, probe: ProbeModel, tokenizer: Any = None, *, keep_going: bool = False
     ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
-        per_head = dict(
-            all_head_scores(
-                probe, seq_len=self.seq_len, batch_size=self.probe_batch, seed=self.seed
-            )
-        )
+        self.failures = {}
+        per_head: dict[str, torch.Tensor] = {}
         model_level: dict[str, float] = {}  # scores of the whole model, not a max over heads
-        if tokenizer is not None and self.corpus is not None:
-            per_head["entropy"] = attention_entropy(
-                probe, self.entropy_probe(tokenizer, probe.max_length)
-            )
-            if self.dependencies is not None and self.syntactic_stories > 0:
-                result = syntactic_scores(
-                    probe,
-                    tokenizer,
-                    self.corpus,
-                    self.dependencies,
-                    max_stories=self.syntactic_stories,
-                )
-                per_head["syntactic"] = result.per_head
-                model_level[keys.HEADS_SAS] = float(result.sas)
+        for part, run in self._parts(probe, tokenizer):
+            try:
+                run(per_head, model_level)
+            except Exception as error:
+                if not keep_going:
+                    raise
+                self.failures[part] = error
+        if self.failures and not per_head:
+            raise RuntimeError(
+                "every part of the head measurement failed: "
+                + "; ".join(f"{p}: {type(e).__name__}: {e}" for p, e in self.failures.items())
+            ) from next(iter(self.failures.values()))
         per_head = {k: v.detach().float().cpu() for k, v in per_head.items()}
         scalars = {
             kind.key: float(summarize(per_head[name]).max)
@@ -206,3 +232,40 @@ class HeadMeasure:
         if "entropy" in per_head:
             scalars[ENTROPY_KEY] = float(per_head["entropy"].mean())
         return scalars, per_head
+
+    def _parts(self, probe: ProbeModel, tokenizer: Any) -> list[tuple[str, Any]]:
+        """The parts that apply, in :data:`HEAD_PARTS` order, each a ``(name, run)`` pair."""
+
+        def repeated_token(per_head: dict, _: dict) -> None:
+            per_head.update(
+                all_head_scores(
+                    probe,
+                    seq_len=self.probe_seq_len(probe.max_length),
+                    batch_size=self.probe_batch,
+                    seed=self.seed,
+                )
+            )
+
+        def entropy(per_head: dict, _: dict) -> None:
+            ids = self.entropy_probe(tokenizer, probe.max_length)
+            per_head["entropy"] = attention_entropy(probe, ids)
+
+        def syntactic(per_head: dict, model_level: dict) -> None:
+            result = syntactic_scores(
+                probe,
+                tokenizer,
+                self.corpus,
+                self.dependencies,
+                max_stories=self.syntactic_stories,
+                max_tokens=self.syntactic_max_tokens,
+            )
+            per_head["syntactic"] = result.per_head
+            model_level[keys.HEADS_SAS] = float(result.sas)
+
+        parts: list[tuple[str, Any]] = [("repeated_token", repeated_token)]
+        text = tokenizer is not None and self.corpus is not None
+        if text and self.entropy_stories > 0:
+            parts.append(("entropy", entropy))
+        if text and self.dependencies is not None and self.syntactic_stories > 0:
+            parts.append(("syntactic", syntactic))
+        return parts

@@ -5,7 +5,9 @@ Verified on transformers 5.24 (see ``docs/facts.md``): models built from a confi
 ``"eager"`` and back with ``set_attn_implementation`` works at run time (it only logs a warning for
 classes that cannot switch, so the value is checked afterwards); and the first call with
 ``output_attentions=True`` installs persistent output-capturing forward hooks, which are removed
-again here.
+again here. What those hooks capture is looked up in a process-wide registry that a model's
+constructor fills: a model unpickled in another process (``ddp_spawn``, ``multiprocessing``) was
+never constructed there, so it is registered again before a probe.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from contextlib import contextmanager
 
 from torch import Tensor, nn
 from transformers import PreTrainedModel
+
+try:  # transformers >= 5: output capture is registered per class when a model is constructed
+    from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
+except ImportError:  # pragma: no cover - older transformers return attentions without it
+    _CAN_RECORD_REGISTRY = None
 
 EAGER = "eager"
 # Attribute transformers sets on a model once its output-capturing hooks are installed.
@@ -65,6 +72,26 @@ def eager_attention(model: PreTrainedModel) -> Iterator[None]:
     finally:
         if model.config._attn_implementation != previous:
             model.set_attn_implementation(previous)
+
+
+def register_output_capture(model: nn.Module) -> int:
+    """Register each ``PreTrainedModel`` in ``model`` for output capture; returns how many were new.
+
+    transformers 5 records ``output_attentions`` through forward hooks whose targets it looks up,
+    by class, in a process-wide registry that ``PreTrainedModel.__init__`` fills. A model built in
+    one process and unpickled in another (a ``ddp_spawn`` worker) was never constructed there: its
+    class is missing, no hook is installed and ``attentions`` comes back empty although the model
+    is on eager attention. This does what the constructor does, for each class not yet registered
+    (a no-op in the process that built the model, and with transformers < 5).
+    """
+    if _CAN_RECORD_REGISTRY is None:
+        return 0
+    registered = 0
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel) and str(type(module)) not in _CAN_RECORD_REGISTRY:
+            _CAN_RECORD_REGISTRY[module] = module._can_record_outputs
+            registered += 1
+    return registered
 
 
 @contextmanager
@@ -128,14 +155,29 @@ def huggingface_forward(
         return out_logits, None
     attentions = outputs.attentions
     if not attentions or any(a is None for a in attentions):
-        raise RuntimeError(
-            f"{type(model).__name__} returned no attention probabilities (attentions="
-            f"{_describe(attentions)}) with "
-            f"attn_implementation={model.config._attn_implementation!r}. SDPA and flash attention "
-            "never return them: load the model with attn_implementation='eager', or implement "
-            "phasewatch.models.AttentionModel (see docs/models.md)."
-        )
+        raise RuntimeError(_no_attentions_message(model, attentions))
     return out_logits, list(attentions)
+
+
+def _no_attentions_message(model: PreTrainedModel, attentions: object) -> str:
+    implementation = model.config._attn_implementation
+    said = (
+        f"{type(model).__name__} returned no attention probabilities (attentions="
+        f"{_describe(attentions)}) with attn_implementation={implementation!r}. "
+    )
+    if implementation != EAGER:
+        return said + (
+            "SDPA and flash attention never return them: load the model with "
+            "attn_implementation='eager', or implement phasewatch.models.AttentionModel "
+            "(see docs/models.md)."
+        )
+    return said + (
+        "Eager attention returns them when transformers has registered the model's output "
+        "capture in this process (its constructor does; phasewatch re-registers a model "
+        "unpickled from another process). If the model's class has no `_can_record_outputs` or "
+        "its forward ignores `output_attentions`, implement phasewatch.models.AttentionModel "
+        "(see docs/models.md)."
+    )
 
 
 def huggingface_logits(model: PreTrainedModel, input_ids: Tensor, *, keep: int | None) -> Tensor:

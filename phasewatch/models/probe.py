@@ -23,6 +23,7 @@ from phasewatch.models._huggingface import (
     huggingface_logits,
     is_huggingface_model,
     no_new_hooks,
+    register_output_capture,
 )
 from phasewatch.models.logits_function import LogitsFunction, logits_of
 from phasewatch.models.protocol import AttentionModel
@@ -137,6 +138,7 @@ class ProbeModel:
             with ExitStack() as stack:
                 stack.enter_context(torch.no_grad())
                 if self._huggingface and attention:
+                    register_output_capture(self.module)  # unpickled in this process: ddp_spawn
                     stack.enter_context(no_new_hooks(self.module))
                     stack.enter_context(eager_attention(self.module))
                 if module is not None:
