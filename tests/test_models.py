@@ -299,3 +299,126 @@ def test_docs_examples_run_as_written(page):
     code = _python_blocks(DOCS / page)
     assert code.strip(), f"no python example in docs/{page}"
     exec(compile(code, f"docs/{page}", "exec"), {"__name__": "docs_example"})
+
+
+# --- attentions against Hugging Face's own eager output, and the docs' printed numbers ---------
+
+
+@pytest.mark.parametrize("name", sorted(HF_BUILDERS))
+def test_probe_attentions_equal_the_models_own_eager_output_attentions(name):
+    """Llama (grouped-query, rotary), NeoX (rotary) and GPT-2, each built as SDPA: the probe's
+    attention equals ``output_attentions=True`` of the same weights loaded into an eager model."""
+    model = HF_BUILDERS[name]()
+    with torch.no_grad():  # sharpen the attention: at init every head is near uniform
+        for weight in model.parameters():
+            if weight.dim() == 2:
+                weight.mul_(10.0)
+    assert model.config._attn_implementation == "sdpa"
+    eager = type(model)._from_config(model.config, attn_implementation="eager")
+    eager.load_state_dict(model.state_dict())
+    eager.eval()
+    ids = torch.randint(0, VOCAB, (2, 16), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        reference = eager(ids, output_attentions=True)
+    logits, attentions = as_probe_model(model).forward(ids)
+    assert len(attentions) == len(reference.attentions) == 2
+    expected_heads = {"gpt2": 2, "neox": 4, "llama": 4}[name]  # Llama: 4 query heads, 2 KV heads
+    for ours, theirs in zip(attentions, reference.attentions, strict=True):
+        assert ours.shape == theirs.shape == (2, expected_heads, 16, 16)
+        torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+    torch.testing.assert_close(logits, reference.logits, atol=1e-5, rtol=0)
+    # far from uniform (1 / (i + 1) on row i), so the equality says something
+    stacked = torch.stack(attentions)
+    uniform = torch.ones(16, 16).tril() / torch.arange(1, 17).unsqueeze(1)
+    assert (stacked - uniform).abs().amax() > 0.5
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _print_comments(code: str) -> dict[int, str]:
+    """Line of a ``print`` → its comment: on the same line, or alone on the next line."""
+    import io
+    import tokenize
+
+    comments, lines = {}, code.splitlines()
+    for tok in tokenize.generate_tokens(io.StringIO(code).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = (tok.string[1:].strip(), tok.line.strip().startswith("#"))
+    out = {}
+    for number, line in enumerate(lines, 1):
+        if "print(" not in line:
+            continue
+        same, below = comments.get(number), comments.get(number + 1)
+        if same is not None and not same[1]:
+            out[number] = same[0]
+        elif below is not None and below[1]:
+            out[number] = below[0]
+    return out
+
+
+def _says_the_same(printed: str, comment: str) -> bool:
+    """The comment's claim (before any ``": "`` gloss) agrees with what was printed.
+
+    Equal text; or "all ones" and every printed number is 1; or the comment's numbers appear in
+    the printed ones in order, each to the comment's own precision.
+    """
+    claim = comment.split(": ")[0].strip()
+    if printed.strip() == claim:
+        return True
+    found = [float(n) for n in _NUMBER.findall(printed)]
+    if claim == "all ones":
+        return bool(found) and all(n == 1 for n in found)
+    wanted = _NUMBER.findall(claim)
+    if not wanted:
+        return False
+    i = 0
+    for n in found:
+        decimals = len(wanted[i].partition(".")[2])
+        if round(n, decimals) == float(wanted[i]):
+            i += 1
+            if i == len(wanted):
+                return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "models.md",
+        "measures/attention_entropy.md",
+        "measures/head_scores.md",
+        "measures/syntactic.md",
+        "corpus.md",
+    ],
+)
+def test_docs_examples_print_what_their_comments_say(page):
+    code = _python_blocks(DOCS / page)
+    claims = _print_comments(code)
+    printed = []
+
+    def recording_print(*args, sep=" ", **_):
+        import sys
+
+        printed.append((sys._getframe(1).f_lineno, sep.join(str(a) for a in args)))
+
+    exec(
+        compile(code, f"docs/{page}", "exec"),
+        {"__name__": "docs_example", "print": recording_print},
+    )
+    checked = [(line, text, claims[line]) for line, text in printed if line in claims]
+    assert checked, f"docs/{page}: no print with a comment saying what it prints"
+    wrong = [
+        (line, text, claim) for line, text, claim in checked if not _says_the_same(text, claim)
+    ]
+    assert wrong == [], f"docs/{page}: printed vs the comment: {wrong}"
+
+
+def test_the_docs_print_check_can_fail():
+    assert _says_the_same("10256", "10256: one arc per word")
+    assert not _says_the_same("10255", "10256: one arc per word")
+    assert not _says_the_same("HeadSummary(max=0.5 at L1H0)", "HeadSummary(max=1 at L1H0)")
+    assert not _says_the_same("tensor([[1., 0.9]])", "all ones: uniform heads")
+    assert _says_the_same("x 2 torch.Size([1, 2, 10, 10])", "2 × [1, 2, 10, 10]")
+    assert not _says_the_same("x 2 torch.Size([1, 2, 10, 12])", "2 × [1, 2, 10, 10]")
+    assert not _says_the_same("The dog sat.", "The cat sat.")
