@@ -82,6 +82,17 @@ TRANSITION_EVENTS = "transition/events"
 PEAK_EVENTS = "peak/events"
 
 
+def with_prefix(key: str, prefix: str | None) -> str:
+    """``key`` as a monitor with ``prefix=`` logs it: ``ppp/delta_ll`` → ``ppp/<prefix>/delta_ll``.
+
+    ``None`` leaves the key as is (one monitor of its kind needs no prefix).
+    """
+    if not prefix:
+        return key
+    group, _, name = key.partition("/")
+    return f"{group}/{prefix}/{name}"
+
+
 def per_head_key(prefix: str, layer: int, head: int) -> str:
     """``<prefix>/L{layer}H{head}``: one head's scalar."""
     return f"{prefix}/L{layer}H{head}"

@@ -22,7 +22,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
-from phasewatch.callbacks import _logging
+from phasewatch.callbacks import _checks, _logging
+from phasewatch.callbacks._args import bool_arg
 from phasewatch.callbacks.schedule import MeasureSchedule
 
 log = logging.getLogger("phasewatch")
@@ -67,6 +68,21 @@ def _info(message: str, *args: Any) -> None:
 
 def is_phasewatch_callback(callback: Any) -> bool:
     return isinstance(callback, (PhasewatchMonitor, MeasurementListener))
+
+
+def check_callbacks(trainer: Trainer, stage: str | None) -> None:
+    """``setup``: refuse two phasewatch callbacks writing the same keys or sharing a state key.
+
+    Lightning checks state keys only for the Trainer's own list, not for callbacks a
+    LightningModule returns from ``configure_callbacks``; the message here also names the fix.
+    """
+    if stage not in (None, "fit"):
+        return
+    problem = _checks.duplicate_outputs(
+        [cb for cb in trainer.callbacks if is_phasewatch_callback(cb)]
+    )
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def carry_history(callback: Callback, trainer: Trainer, checkpoint: dict) -> None:
@@ -128,6 +144,15 @@ class MeasurementListener:
     The mixin also carries the run's history in checkpoints (see the module's docstring).
     """
 
+    #: Whether the watched keys were checked (at the first validation, or at fit start).
+    _keys_checked: bool = False
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        check_callbacks(trainer, stage)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.check_watched_keys(trainer, final=False)
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         start_resumed_run(trainer)
 
@@ -135,6 +160,42 @@ class MeasurementListener:
         self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict
     ) -> None:
         carry_history(self, trainer, checkpoint)
+
+    def watched_keys(self) -> tuple[str, ...]:
+        """The keys this listener decides on (checked against what is logged)."""
+        return ()
+
+    def own_keys(self) -> tuple[str, ...]:
+        """Keys this listener reads itself (not from a monitor nor callback_metrics)."""
+        return ()
+
+    def check_watched_keys(self, trainer: Trainer, *, final: bool) -> None:
+        """A watched key no producer logs: an error with ``strict=True``, else one loud warning.
+
+        Keys a phasewatch monitor produces are known before training. Any other key must be in
+        ``trainer.callback_metrics`` by the first validation (``final=True``); a run without a
+        validation loop can never deliver it, so that is decided at fit start.
+        """
+        if self._keys_checked:
+            return
+        produced = {
+            k for cb in trainer.callbacks if isinstance(cb, PhasewatchMonitor) for k in cb.produces
+        }
+        known = produced | set(self.own_keys())
+        if not final and trainer.enable_validation:
+            if all(key in known for key in self.watched_keys()):
+                self._keys_checked = True
+            return
+        self._keys_checked = True
+        known |= set(trainer.callback_metrics)
+        for key in self.watched_keys():
+            if key in known:
+                continue
+            message = _checks.unknown_key_message(type(self).__name__, key, known)
+            if getattr(self, "strict", False):
+                raise ValueError(message + " (strict=True; strict=False warns and trains on)")
+            if trainer.is_global_zero:
+                log.warning(message + "; training goes on, and nothing is decided on this key")
 
     @staticmethod
     def validation_value(trainer: Trainer, key: str) -> float | None:
@@ -190,18 +251,27 @@ class PhasewatchMonitor(Callback):
         self.schedule = MeasureSchedule(
             every_n_steps, log_spaced=log_spaced, per_decade=per_decade, steps=steps
         )
-        self.on_validation = bool(on_validation)
-        self.strict = bool(strict)
+        self.on_validation = bool_arg("on_validation", on_validation)
+        self.strict = bool_arg("strict", strict)
         self.history: dict[str, list[list[float]]] = {}
         self.tokens_seen = 0
         self.failures = 0
         self._last_measured_step: int | None = None
+        #: Why this monitor is off for the run (a failed resolution, strict=False); None if on.
+        self.off_reason: str | None = None
 
     # -- what a concrete monitor implements ------------------------------------------------------
 
     def measure(self, trainer: Trainer, pl_module: LightningModule) -> tuple[dict, dict]:
         """Return ``(scalars, extras)``: {key: float} to log and track, and anything else."""
         raise NotImplementedError
+
+    def resolve(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Find the model, tokenizer and corpus once, before training (rank zero); raise if not.
+
+        Called at ``on_fit_start``: after ``setup()`` and ``configure_model()``, so a model built
+        in ``configure_model`` exists. The default finds nothing.
+        """
 
     def describe(self) -> dict:
         """Settings that qualify the numbers (written once into the run's history)."""
@@ -213,6 +283,35 @@ class PhasewatchMonitor(Callback):
         """Hook for figures and text (rank zero writes them); runs on every rank."""
 
     # -- Lightning hooks ---------------------------------------------------------------------------
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        check_callbacks(trainer, stage)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero:
+            for message in _checks.stale_builtins(self, trainer.callbacks):
+                log.warning(message)
+        self._resolve_once(trainer, pl_module)
+
+    def _resolve_once(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """:meth:`resolve` on rank zero; a failure is an error (strict) or one warning, and the
+        monitor is off for the run (it never fails again at every measurement)."""
+        error: str | None = None
+        if trainer.is_global_zero:
+            try:
+                self.resolve(trainer, pl_module)
+            except Exception as err:
+                error = f"{type(err).__name__}: {err}"
+        error = trainer.strategy.broadcast(error, src=0)
+        if error is None:
+            self.off_reason = None
+            return
+        message = f"{type(self).__name__} cannot measure in this run: {error}"
+        if self.strict:
+            raise RuntimeError(message + " (strict=True; strict=False warns once and trains on)")
+        self.off_reason = error
+        if trainer.is_global_zero:
+            log.warning(message + ". It is off for this run: training goes on, unmeasured")
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         start_resumed_run(trainer)
@@ -256,6 +355,8 @@ class PhasewatchMonitor(Callback):
     # -- measurement -------------------------------------------------------------------------------
 
     def _measure_now(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.off_reason is not None:
+            return  # said once at fit start
         step = trainer.global_step
         self._last_measured_step = step
         payload: tuple | str | None = None

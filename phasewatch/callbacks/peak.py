@@ -10,6 +10,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from phasewatch import keys
 from phasewatch.callbacks import _logging
+from phasewatch.callbacks._args import bool_arg, int_arg
 from phasewatch.callbacks.base import (
     MeasurementListener,
     count_tokens,
@@ -69,7 +70,10 @@ class PeakMonitor(MeasurementListener, Callback):
         stop: stop training once the peak is confirmed (default False).
         restore_peak: load the peak checkpoint's weights into the model at the end of training
             (needs ``save_peak=True``).
-        strict: raise instead of warning when ``restore_peak`` finds no peak checkpoint.
+        strict: raise instead of warning when ``restore_peak`` finds no peak checkpoint, and
+            when ``monitor`` is a key no producer logs (a misspelt key: checked before training
+            for phasewatch's keys, at the first validation for others; by default one loud
+            warning names the keys that exist).
 
     Raises:
         ValueError: ``filename`` not ending in ``.ckpt``; ``restore_peak=True`` with
@@ -95,7 +99,23 @@ class PeakMonitor(MeasurementListener, Callback):
         restore_peak: bool = False,
         strict: bool = False,
     ) -> None:
-        if not filename.endswith(".ckpt"):
+        for name, value in (("patience", patience), ("smoothing", smoothing)):
+            int_arg(name, value, 1, "evaluations")
+        int_arg("min_steps", min_steps, 0, "optimizer steps")
+        int_arg("min_tokens", min_tokens, 0, "tokens")
+        for name, value in (
+            ("require_rise", require_rise),
+            ("save_peak", save_peak),
+            ("stop", stop),
+            ("restore_peak", restore_peak),
+            ("strict", strict),
+        ):
+            bool_arg(name, value)
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(
+                f"`monitor` must be a metric key such as 'ppp/delta_ll', got {monitor!r}"
+            )
+        if not isinstance(filename, str) or not filename.endswith(".ckpt"):
             raise ValueError(f"`filename` must end in .ckpt, got {filename!r}")
         if restore_peak and not save_peak:
             raise ValueError(
@@ -144,6 +164,9 @@ class PeakMonitor(MeasurementListener, Callback):
         """What the last evaluation still lacked for a confirmed peak, in words; None if none."""
         return self.tracker.waiting_for
 
+    def watched_keys(self) -> tuple[str, ...]:
+        return (self.monitor,)
+
     def on_measurement(self, trainer, pl_module, key, step, tokens, value, extras) -> None:
         if key == self.monitor:
             paired = extras.get("paired", {}).get(key) if self.tracker.mode == "max" else None
@@ -155,6 +178,7 @@ class PeakMonitor(MeasurementListener, Callback):
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
             return
+        self.check_watched_keys(trainer, final=True)
         value = self.validation_value(trainer, self.monitor)
         if value is not None:
             self._update(trainer, pl_module, trainer.global_step, self._tokens, value)

