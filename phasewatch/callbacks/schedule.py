@@ -64,7 +64,7 @@ class MeasureSchedule:
         """True when ``step`` (the number of optimizer steps taken) should be measured."""
         if self.steps is not None:
             return step in self.steps
-        if False:
+        if self.log_spaced and step <= self._grid_end:
             return step in self._grid
         if self.log_spaced and step < self._grid_end + self.every_n_steps // 2:
             return False  # no multiple of N right after the grid's last step
