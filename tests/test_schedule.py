@@ -1,7 +1,11 @@
 import math
 
+import lightning as L
 import pytest
+from lightning_helpers import TinyLM, random_token_loader
 
+from phasewatch import keys
+from phasewatch.callbacks import AttentionMonitor
 from phasewatch.callbacks.schedule import MeasureSchedule
 
 
@@ -37,3 +41,53 @@ def test_every_n_steps_and_explicit_steps():
 def test_schedule_validates_its_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MeasureSchedule(**kwargs)
+
+
+# --- in a real Trainer: the steps measured, and only those --------------------------------------
+
+# MeasureSchedule(10, per_decade=10) worked by hand: ceil(10 ** (k / 10)) for k = 0, 1, ... is
+# 1, 2, 2, 2, 3, 4, 4, 6, 7, 8, 10, 13, 16, 20, 26, 32, 40, then 51, a gap of 11 >= 10 that ends
+# the grid (last point 40); then the multiples of 10 from 40 + 10 // 2 = 45 on: 50, 60.
+HAND_WORKED = [0, 1, 2, 3, 4, 6, 7, 8, 10, 13, 16, 20, 26, 32, 40, 50, 60]
+
+
+def _fit_with(monitor, max_steps: int, tmp_path) -> None:
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        callbacks=[monitor],
+        logger=False,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        devices=1,
+    )
+    trainer.fit(TinyLM(), random_token_loader(300, n=8 * max_steps, length=16))
+
+
+def _cheap_attention_monitor(**schedule):
+    return AttentionMonitor(
+        seq_len=4, probe_batch=2, entropy_stories=0, syntactic=False, heatmap_every=0, **schedule
+    )
+
+
+def test_a_trainer_measures_exactly_the_log_spaced_steps(tmp_path):
+    monitor = _cheap_attention_monitor(every_n_steps=10, per_decade=10)
+    _fit_with(monitor, 60, tmp_path)
+    measured = [row[0] for row in monitor.history[keys.HEADS_INDUCTION_MAX]]
+    assert measured == HAND_WORKED
+    # both ways: every step that is not on the list was left alone (5, 9, 30: inside the grid's
+    # span; 45: before the first regular multiple)
+    assert {5, 9, 30, 45}.isdisjoint(measured)
+    assert [s for s in range(61) if MeasureSchedule(10, per_decade=10).due(s)] == HAND_WORKED
+
+
+def test_a_trainer_measures_exactly_the_explicit_steps_and_every_n(tmp_path):
+    explicit = _cheap_attention_monitor(steps=[13, 0, 7, 100])  # 100 is past max_steps
+    _fit_with(explicit, 20, tmp_path / "explicit")
+    assert [row[0] for row in explicit.history[keys.HEADS_INDUCTION_MAX]] == [0, 7, 13]
+
+    regular = _cheap_attention_monitor(every_n_steps=6, log_spaced=False)
+    _fit_with(regular, 20, tmp_path / "regular")
+    assert [row[0] for row in regular.history[keys.HEADS_INDUCTION_MAX]] == [0, 6, 12, 18]
