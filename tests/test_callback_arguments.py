@@ -123,3 +123,19 @@ def test_transition_monitor_arguments_are_checked(kwargs, error, match):
 def test_peak_monitor_arguments_are_checked(kwargs, error, match):
     with pytest.raises(error, match=match):
         PeakMonitor(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"seq_len": "50"}, TypeError, r"`seq_len` must be an int >= 2"),
+        ({"probe_batch": 1}, ValueError, r"`probe_batch` must be >= 2, got 1"),
+        ({"entropy_tokens": 64.5}, TypeError, r"`entropy_tokens` must be a whole number >= 2"),
+        ({"entropy_stories": -1}, ValueError, r"`entropy_stories` must be >= 0"),
+        ({"heatmap_every": "4"}, TypeError, r"`heatmap_every` must be an int >= 0 \(0 = never\)"),
+        ({"syntactic": "no"}, TypeError, r"`syntactic` must be True or False"),
+    ],
+)
+def test_attention_monitor_arguments_are_checked(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        AttentionMonitor(**kwargs)

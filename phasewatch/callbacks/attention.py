@@ -12,6 +12,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from phasewatch import keys
 from phasewatch.callbacks import _logging
+from phasewatch.callbacks._args import bool_arg, int_arg
 from phasewatch.callbacks._resolve import check_token_id, resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor
 from phasewatch.corpora import load
@@ -121,8 +122,16 @@ class AttentionMonitor(PhasewatchMonitor):
             ("entropy_tokens", entropy_tokens),
             ("syntactic_max_tokens", syntactic_max_tokens),
         ):
-            if value is not None and value < 2:
-                raise ValueError(f"`{name}` must be >= 2, got {value}")
+            if value is not None:
+                int_arg(name, value, 2)
+        for name, value in (
+            ("seed", seed),
+            ("entropy_stories", entropy_stories),
+            ("syntactic_stories", syntactic_stories),
+        ):
+            int_arg(name, value, 0)
+        bool_arg("syntactic", syntactic)
+        bool_arg("per_head_scalars", per_head_scalars)
         if syntactic and corpus != "naturalstories":
             raise ValueError(
                 f"`syntactic=True` scores heads against the Natural Stories dependency parses, "
@@ -136,8 +145,7 @@ class AttentionMonitor(PhasewatchMonitor):
             None if syntactic_max_tokens is None else int(syntactic_max_tokens)
         )
         self.per_head_scalars = bool(per_head_scalars)
-        if heatmap_every < 0:
-            raise ValueError(f"`heatmap_every` must be >= 0 (0 = never), got {heatmap_every}")
+        int_arg("heatmap_every", heatmap_every, 0, "0 = never")
         self.heatmap_every = int(heatmap_every)
         self.corpus_name, self.data_dir = corpus, data_dir
         self.model_attr = model_attr
@@ -186,6 +194,12 @@ class AttentionMonitor(PhasewatchMonitor):
                 syntactic_max_tokens=self.syntactic_max_tokens,
             )
         return self._measure
+
+    def resolve(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Load the probes' corpus and find the model (at fit start, rank zero); the tokenizer is
+        optional (without one, entropy and syntactic are skipped)."""
+        self._head_measure()
+        resolve_model(pl_module, self.model_attr)
 
     def measure(self, trainer: Trainer, pl_module: LightningModule) -> tuple[dict, dict]:
         probe = resolve_model(pl_module, self.model_attr)
