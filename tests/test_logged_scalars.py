@@ -184,6 +184,7 @@ def expected(run, one_story, ns_corpus, ns_tokenizer):
             keys.HEADS_INDUCTION_MAX: float(scores["induction"].max()),
             keys.HEADS_PREV_TOKEN_MAX: float(scores["previous_token"].max()),
             keys.HEADS_DUPLICATE_TOKEN_MAX: float(scores["duplicate_token"].max()),
+            "per_head": {**scores, "syntactic": syntax.per_head},
         }
     return out
 
@@ -264,3 +265,16 @@ def test_tensorboard_and_csv_hold_the_same_numbers_at_the_same_steps(run, expect
     # what EarlyStopping / ModelCheckpoint read is the last measurement
     last = expected[MEASURE_AT[-1]][key]
     assert float(trainer.callback_metrics[key]) == pytest.approx(last, rel=1e-6, abs=1e-6)
+
+
+def test_history_per_head_maps_are_the_measures_per_head_at_each_step(run, expected):
+    """The ``heads`` records (what the report's heatmaps draw) hold every head, in [layer, head]."""
+    _, tb, _, _ = run
+    with open(f"{tb.log_dir}/{HISTORY_FILE}", encoding="utf-8") as f:
+        records = [r for r in map(json.loads, f) if r.get("kind") == "heads"]
+    assert [r["step"] for r in records] == list(MEASURE_AT)
+    for record in records:
+        for name, scores in expected[record["step"]]["per_head"].items():
+            logged = torch.tensor(record["per_head"][name])
+            assert logged.shape == (2, 2), name
+            torch.testing.assert_close(logged, scores.float(), atol=1e-6, rtol=0)
