@@ -232,7 +232,18 @@ class PhasewatchMonitor(Callback):
         every_n_steps, log_spaced, per_decade, steps: the :class:`MeasureSchedule`.
         on_validation: measure at the end of each validation epoch instead of on the step schedule.
         strict: raise when a measurement fails; by default the failure is logged with its
-            traceback, and training goes on.
+            traceback, and training goes on. The model, tokenizer and corpus are found once at
+            fit start (:meth:`resolve`): a failure there raises ``RuntimeError`` before step 0
+            with ``strict=True``, else one warning and the monitor is off for the run.
+
+    Raises:
+        TypeError, ValueError: at construction, an argument of the wrong type or range.
+        ValueError: at setup, two phasewatch monitors writing the same keys or sharing a
+            checkpoint state key (give a PPPMonitor ``prefix=``).
+
+    Steps: a measurement is logged at ``trainer.global_step`` = k, the weights after k optimizer
+    steps (the step ``training_step``'s own logs of those weights carry; Lightning files values
+    logged after the update, at validation or in ``on_train_batch_end``, under k − 1).
     """
 
     #: The scalar keys this monitor logs (set by each concrete monitor).
