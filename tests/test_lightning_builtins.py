@@ -65,14 +65,37 @@ def _said(caplog, text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("builtin", [EarlyStopping, ModelCheckpoint])
-def test_a_builtin_monitoring_a_scheduled_key_warns_once_with_the_fix(tmp_path, caplog, builtin):
+def test_a_builtin_reading_a_stale_key_warns_once_with_the_fix(tmp_path, caplog, builtin):
+    """Validation at steps 3 and 6; the grid (``per_decade=4``) measures at 0, 1, 2, 4, 6: the
+    validation of step 3 reads the value of step 2 (stale), that of step 6 a fresh one."""
     kwargs = {"dirpath": tmp_path} if builtin is ModelCheckpoint else {"patience": 100}
     callback = builtin(monitor=keys.PPP_DELTA_LL, mode="max", **kwargs)
     with caplog.at_level(logging.WARNING, logger="phasewatch"):
-        _fit(tmp_path, [WeightSumMonitor(), callback], val=True)
+        _fit(tmp_path, [WeightSumMonitor(per_decade=4), callback], val=True)
     (message,) = _said(caplog, f"{builtin.__name__}(monitor='ppp/delta_ll')")
+    assert "validation of step 3" in message and "measured it last at step 2" in message
     assert "WeightSumMonitor(on_validation=True)" in message and "docs/callbacks.md" in message
     assert ("saves the weights" in message) == (builtin is ModelCheckpoint)
+
+
+def test_a_schedule_aligned_with_validation_says_nothing_and_saves_the_measured_weights(
+    tmp_path, caplog
+):
+    """Every 3 steps, validation every 3 steps: each validation reads the value just measured."""
+    checkpoint = ModelCheckpoint(
+        dirpath=tmp_path, monitor=keys.PPP_DELTA_LL, mode="max", save_top_k=-1
+    )
+    monitor = WeightSumMonitor(log_spaced=False, every_n_steps=3)
+    with caplog.at_level(logging.WARNING, logger="phasewatch"):
+        _fit(tmp_path, [monitor, checkpoint], val=True)
+    assert _said(caplog, "is stale") == []
+    assert len(checkpoint.best_k_models) == 2
+    for path, score in checkpoint.best_k_models.items():
+        saved = TinyLM()
+        saved.load_state_dict(
+            torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        )
+        assert weight_sum(saved) == pytest.approx(float(score), abs=1e-3)
 
 
 def test_measuring_at_validation_is_the_configuration_that_works(tmp_path, caplog):
@@ -85,7 +108,7 @@ def test_measuring_at_validation_is_the_configuration_that_works(tmp_path, caplo
     module = TinyLM()
     with caplog.at_level(logging.WARNING, logger="phasewatch"):
         _fit(tmp_path, [monitor, checkpoint], module=module, val=True)
-    assert _said(caplog, "reads ppp/delta_ll") == []
+    assert _said(caplog, "is stale") == []
     assert [row[0] for row in monitor.history[keys.PPP_DELTA_LL]] == [3, 6]
     for path, score in checkpoint.best_k_models.items():
         saved = TinyLM()

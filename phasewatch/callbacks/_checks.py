@@ -1,8 +1,8 @@
-"""Checks of a Trainer's callbacks that phasewatch runs once, before training.
+"""Checks of a Trainer's callbacks that phasewatch runs once: before training, or when first seen.
 
 - two monitors that would write the same keys, or save their state under one checkpoint key;
-- a built-in ``EarlyStopping`` / ``ModelCheckpoint`` monitoring a key measured on a step schedule
-  (it reads a stale value at validation, and ``ModelCheckpoint`` saves other weights);
+- a built-in ``EarlyStopping`` / ``ModelCheckpoint`` reading, at a validation, a key last measured
+  at another step (a stale value; ``ModelCheckpoint`` saves other weights), at that validation;
 - a watched key that no producer logs (a misspelt key), after the first validation.
 """
 
@@ -39,30 +39,32 @@ def duplicate_outputs(monitors: Sequence[Any]) -> str | None:
     return None
 
 
-def stale_builtins(monitor: Any, callbacks: Iterable[Any]) -> list[str]:
-    """One warning per built-in monitoring a key ``monitor`` measures on its step schedule.
+def stale_builtins(
+    monitor: Any, callbacks: Iterable[Any], measured: int | None, step: int
+) -> list[str]:
+    """One message per built-in that reads, at the validation of ``step``, a key ``monitor`` last
+    measured at step ``measured`` (a stale value); none when the two steps agree.
 
-    ``on_validation=True`` measures at each validation, just before the built-ins read the key:
-    nothing to warn about then.
+    Called at each validation of a monitor on its step schedule (``on_validation=False``).
     """
-    if monitor.on_validation:
+    if measured == step:
         return []
+    when = "never yet" if measured is None else f"last at step {measured}"
     messages = []
     for callback in callbacks:
         key = getattr(callback, "monitor", None)
         if isinstance(callback, BUILTINS) and key in monitor.produces:
             saves = (
-                " and saves the weights of that validation, not those measured"
+                " ModelCheckpoint saves the weights of this validation under that older value."
                 if isinstance(callback, ModelCheckpoint)
                 else ""
             )
             messages.append(
-                f"{type(callback).__name__}(monitor={key!r}) reads {key} at each validation, "
-                f"but {type(monitor).__name__} measures it on its own step schedule "
-                f"({monitor.schedule!r}): it sees the value of the last measurement, up to "
-                f"{_stale_steps(monitor)} optimizer steps old,{saves}. Fix: "
+                f"{type(callback).__name__}(monitor={key!r}) reads {key} at the validation of "
+                f"step {step}, but {type(monitor).__name__} measured it {when}, on its own step "
+                f"schedule ({monitor.schedule!r}): the value it reads is stale.{saves} Fix: "
                 f"{type(monitor).__name__}(on_validation=True) measures at each validation "
-                "(see docs/callbacks.md, 'With Lightning's own callbacks')"
+                "(see docs/callbacks.md, 'With Lightning's own callbacks'). Said once per run."
             )
     return messages
 
@@ -80,13 +82,6 @@ def unknown_key_message(owner: str, key: str, known: Iterable[str]) -> str:
 
 def _produces(callback: Any) -> tuple[str, ...]:
     return tuple(getattr(callback, "produces", ()))
-
-
-def _stale_steps(monitor: Any) -> str:
-    schedule = monitor.schedule
-    if schedule.steps is not None:
-        return "any number of"
-    return str(schedule.every_n_steps)
 
 
 def _name(monitor: Any) -> str:

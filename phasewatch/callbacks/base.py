@@ -299,9 +299,7 @@ class PhasewatchMonitor(Callback):
         check_callbacks(trainer, stage)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.is_global_zero:
-            for message in _checks.stale_builtins(self, trainer.callbacks):
-                log.warning(message)
+        self._stale_said = False
         self._resolve_once(trainer, pl_module)
 
     def _resolve_once(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -357,6 +355,13 @@ class PhasewatchMonitor(Callback):
         if self.on_validation:
             self._measure_now(trainer, pl_module)
             return
+        if not getattr(self, "_stale_said", False) and trainer.is_global_zero:
+            stale = _checks.stale_builtins(
+                self, trainer.callbacks, self._last_measured_step, trainer.global_step
+            )
+            for message in stale:
+                log.warning(message)
+            self._stale_said = bool(stale)
         # Keep the latest values in callback_metrics at every validation, so that EarlyStopping
         # and ModelCheckpoint monitoring them never find the key missing.
         _logging.log_to_callback_metrics(
