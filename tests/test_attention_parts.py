@@ -123,3 +123,9 @@ def test_head_measure_raises_without_keep_going_and_when_every_part_fails(ns_cor
     assert per_head["induction"].shape == (2, 2) and measure.probe_seq_len(16) == 50
     assert HeadMeasure().probe_seq_len(16) == 8 and HeadMeasure().probe_seq_len(None) == 50
     assert HeadMeasure().probe_seq_len(1024) == 50
+
+
+def test_the_adaptive_default_keeps_the_checkpoint_state_key_of_seq_len_50():
+    # checkpoints saved when seq_len defaulted to 50 still restore into AttentionMonitor()
+    assert AttentionMonitor().state_key == AttentionMonitor(seq_len=50).state_key
+    assert AttentionMonitor(seq_len=32).state_key != AttentionMonitor().state_key

@@ -62,6 +62,21 @@ def test_an_unregistered_model_is_registered_and_scores_as_in_its_own_process(na
         torch.testing.assert_close(got[kind], scores, rtol=0, atol=0, msg=kind)
 
 
+def test_a_users_own_attention_call_in_the_worker_does_not_block_the_probe():
+    model = tiny_gpt2(64)
+    want = all_head_scores(model, seq_len=10, batch_size=3)
+    ids = torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(0))
+    model.set_attn_implementation("eager")
+    with as_in_a_spawned_worker(model):
+        with torch.no_grad():  # the user's call: no attentions, and no hook or mark left behind
+            assert model(input_ids=ids, output_attentions=True).attentions is None
+        assert not hasattr(model.transformer, "_output_capturing_hooks_installed")
+        got = all_head_scores(model, seq_len=10, batch_size=3)
+        assert model(input_ids=ids, output_attentions=True).attentions is not None
+    for kind, scores in want.items():
+        torch.testing.assert_close(got[kind], scores, rtol=0, atol=0, msg=kind)
+
+
 def test_registering_twice_changes_nothing():
     model = tiny_gpt2(64)
     assert register_output_capture(model) == 0  # constructed here: already registered
