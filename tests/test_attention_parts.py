@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 import logging
 
-import lightning as L
 import pytest
 import torch
-from lightning_helpers import TinyLM, token_loader
+from lightning_helpers import TinyLM, quiet_trainer, token_loader
 
 from phasewatch import keys
 from phasewatch.callbacks import AttentionMonitor
@@ -20,17 +19,7 @@ from phasewatch.models import as_probe_model
 
 def fit_once(root, monitor, module, loader) -> None:
     """One optimizer step on one CPU process; the monitor measures at step 0."""
-    L.Trainer(
-        max_steps=1,
-        callbacks=[monitor],
-        logger=False,
-        default_root_dir=root,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-    ).fit(module, loader)
+    quiet_trainer(root, [monitor], max_steps=1).fit(module, loader)
 
 
 def _short_model(ns_tokenizer) -> TinyLM:
@@ -129,3 +118,20 @@ def test_the_adaptive_default_keeps_the_checkpoint_state_key_of_seq_len_50():
     # checkpoints saved when seq_len defaulted to 50 still restore into AttentionMonitor()
     assert AttentionMonitor().state_key == AttentionMonitor(seq_len=50).state_key
     assert AttentionMonitor(seq_len=32).state_key != AttentionMonitor().state_key
+
+
+def test_a_missing_corpus_turns_off_entropy_and_syntactic_but_not_the_head_scores(
+    tmp_path, ns_tokenizer, ns_token_ids, caplog
+):
+    monitor = AttentionMonitor(steps=[0], probe_batch=4, data_dir=str(tmp_path / "no-data"))
+    loader = token_loader(ns_token_ids[: 4 * 64], batch_size=4)
+    with caplog.at_level(logging.WARNING, logger="phasewatch"):
+        fit_once(tmp_path, monitor, _short_model(ns_tokenizer), loader)
+    logged = {key for key in monitor.history}
+    assert keys.HEADS_INDUCTION_MAX in logged and keys.HEADS_PREV_TOKEN_MAX in logged
+    assert keys.ATTN_ENTROPY_MEAN not in logged and keys.HEADS_SAS not in logged
+    assert caplog.text.count("could not be loaded") == 1
+    assert "the head scores go on" in caplog.text
+    strict = AttentionMonitor(steps=[0], data_dir=str(tmp_path / "no-data"), strict=True)
+    with pytest.raises(RuntimeError, match="data_dir"):
+        fit_once(tmp_path, strict, _short_model(ns_tokenizer), loader)

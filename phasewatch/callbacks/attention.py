@@ -178,10 +178,24 @@ class AttentionMonitor(PhasewatchMonitor):
     def _head_measure(self) -> HeadMeasure:
         if self._measure is None:
             corpus = dependencies = None
-            if self.entropy_stories > 0 or self.syntactic:
-                corpus = load(self.corpus_name, data_dir=self.data_dir)
-            if self.syntactic:
-                dependencies = load_dependencies(data_dir=self.data_dir)
+            try:
+                if self.entropy_stories > 0 or self.syntactic:
+                    corpus = load(self.corpus_name, data_dir=self.data_dir)
+                if self.syntactic:
+                    dependencies = load_dependencies(data_dir=self.data_dir)
+            except Exception as err:
+                if self.strict:
+                    raise
+                # the head scores need no corpus: they go on; entropy and syntactic are off
+                corpus = dependencies = None
+                log.warning(
+                    "AttentionMonitor: the %s corpus could not be loaded (%s: %s); attention "
+                    "entropy and the syntactic score are off for this run, the head scores go on "
+                    "(set data_dir= or PHASEWATCH_DATA, or entropy_stories=0, syntactic=False)",
+                    self.corpus_name,
+                    type(err).__name__,
+                    str(err).splitlines()[0],
+                )
             self._measure = HeadMeasure(
                 seq_len=self.seq_len,
                 probe_batch=self.probe_batch,
