@@ -94,6 +94,12 @@ def word_surprisal(
 
     The model runs through :class:`~phasewatch.models.ProbeModel` under ``torch.no_grad()`` in
     eval mode; every module's previous train/eval flag is restored afterwards.
+
+    Raises:
+        ValueError: a word tokenizes to no tokens (it would get a false 0 bits); a token id or
+            the BOS id is beyond the model's vocabulary (checked before any forward pass); the
+            surprisal of some word is not finite (NaN/inf logits, e.g. NaN weights). Each
+            message names the words (story, position) or the sizes, and the fix.
     """
     frame = _word_frame(corpus)
     _check_positive_int("batch_size", batch_size)
@@ -106,6 +112,8 @@ def word_surprisal(
     width = _resolve_context_length(probe, context_length)
 
     row_groups, stories = _tokenize_stories(frame, text_tokenizer)
+    _check_every_word_has_tokens(frame, row_groups, stories, text_tokenizer)
+    _check_ids_fit_the_model(probe, stories, bos, text_tokenizer)
     windows = [w for i, st in enumerate(stories) for w in _plan_windows(i, len(st.ids) + 1, width)]
     token_nll = [np.zeros(len(st.ids) + 2) for st in stories]  # indexed by target t = 1 … N
     boundary_lp = [np.zeros(len(st.ids) + 2) for st in stories] if whitespace_correction else None
@@ -128,6 +136,7 @@ def word_surprisal(
             per_word = per_word + _boundary_shift(st, boundary_lp[i])
         surprisal_bits[rows] = per_word / LN2
         n_tokens[rows] = np.bincount(st.word_index, minlength=st.n_words)
+    _check_finite(frame, surprisal_bits)
     if return_token_counts:
         return surprisal_bits, n_tokens
     return surprisal_bits
@@ -210,6 +219,73 @@ def _tokenize_stories(
     groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
     words = frame["word"].astype(str).to_numpy()
     return groups, [tokenizer.tokenize_words(list(words[rows])) for rows in groups]
+
+
+def _named_words(frame: pd.DataFrame, rows: np.ndarray, limit: int = 5) -> str:
+    """``'x' (story 2, position 5), …`` for the first ``limit`` rows, then how many more."""
+    named = ", ".join(
+        f"{frame['word'].iat[r]!r} (story {frame['story'].iat[r]}, position "
+        f"{frame['position'].iat[r]})"
+        for r in rows[:limit]
+    )
+    return named + (f", and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def _check_every_word_has_tokens(
+    frame: pd.DataFrame,
+    row_groups: list[np.ndarray],
+    stories: list[TokenizedText],
+    tokenizer: TextTokenizer,
+) -> None:
+    """A word with no tokens would get surprisal 0 bits and enter the regression: an error."""
+    empty = np.concatenate(
+        [
+            rows[np.bincount(st.word_index, minlength=st.n_words) == 0]
+            for rows, st in zip(row_groups, stories, strict=True)
+        ]
+    )
+    if len(empty) == 0:
+        return
+    empty = np.sort(empty)
+    vocab = "unknown" if tokenizer.vocab_size is None else tokenizer.vocab_size
+    raise ValueError(
+        f"{len(empty)} of {len(frame)} words tokenize to no tokens, so their surprisal would be "
+        f"a false 0 bits: {_named_words(frame, empty)}. The tokenizer "
+        f"({type(tokenizer.tokenizer).__name__}, vocabulary size {vocab}) drops them: a tokenizer "
+        "without an unknown token drops characters outside its vocabulary (or its vocabulary is "
+        "empty). Fix: pass the tokenizer the model was trained with, give it an unknown token or "
+        "a byte-level alphabet, or remove these words from the corpus."
+    )
+
+
+def _check_ids_fit_the_model(
+    probe: ProbeModel, stories: list[TokenizedText], bos: int, tokenizer: TextTokenizer
+) -> None:
+    """Every id (BOS included) below the model's vocabulary size, checked before any pass."""
+    highest = max([bos, *(int(st.ids.max()) for st in stories if len(st.ids))])
+    size = probe.logits_size()
+    if size is None or highest < size:
+        return
+    vocab = "unknown" if tokenizer.vocab_size is None else tokenizer.vocab_size
+    what = "the BOS id" if highest == bos else "the tokenizer produced id"
+    raise ValueError(
+        f"{what} {highest}, but the model has only {size} ids (0 … {size - 1}); the tokenizer's "
+        f"vocabulary size is {vocab}. Tokenizer and model do not match: pass the tokenizer the "
+        "model was trained with (or a model whose vocab_size covers the tokenizer's ids)."
+    )
+
+
+def _check_finite(frame: pd.DataFrame, surprisal_bits: np.ndarray) -> None:
+    """NaN/inf surprisal (NaN weights, an overflow) is an error, never returned as a number."""
+    bad = np.flatnonzero(~np.isfinite(surprisal_bits))
+    if len(bad) == 0:
+        return
+    raise ValueError(
+        f"surprisal is not finite (NaN or inf bits) for {len(bad)} of {len(frame)} words: "
+        f"{_named_words(frame, bad)}. The model's logits hold NaN or inf — most often NaN "
+        "weights after a diverged step (check the training loss; lower the learning rate, clip "
+        "gradients, or train in bf16/fp32 instead of fp16)."
+    )
 
 
 # --- windows and forward passes -------------------------------------------------------------------

@@ -90,6 +90,7 @@ class ProbeModel:
             )
         self.module = model
         self._active: bool | None = None  # None: no probe state; else whether it has attention
+        self._logits_size: int | None = None  # measured by logits_size() when vocab_size is None
 
     def __repr__(self) -> str:
         return (
@@ -113,6 +114,23 @@ class ProbeModel:
         if isinstance(self.module, LogitsFunction):
             return self.module.device
         return torch.device("cpu")
+
+    def logits_size(self) -> int | None:
+        """Entries ``V`` of the logits, i.e. the ids the model accepts: ``vocab_size`` if the
+        model says, else read once from a one-token pass of id 0 (``None`` if that pass fails).
+
+        Lets a caller check its token ids before the real forward pass (an id ``>= V`` is an
+        ``IndexError`` deep inside the embedding otherwise).
+        """
+        if self.vocab_size is not None:
+            return int(self.vocab_size)
+        if self._logits_size is None:
+            try:
+                out = self.logits(torch.zeros(1, 1, dtype=torch.long))
+            except Exception:  # the real pass will raise its own, clearer error
+                return None
+            self._logits_size = int(out.shape[-1])
+        return self._logits_size
 
     @contextmanager
     def probing(self, attention: bool = True) -> Iterator[None]:
