@@ -4,6 +4,7 @@ head-kinds table they are read from."""
 from __future__ import annotations
 
 import ast
+import math
 from functools import partial
 from pathlib import Path
 
@@ -185,11 +186,17 @@ def test_validation_messages_name_the_argument():
         HeadScore("induction", 1, 1, seq_len=5).update([torch.ones(1, 1, 9, 9)])
 
 
-def test_summarize_finds_the_largest_head_and_ignores_nan():
-    scores = torch.tensor([[0.1, float("nan"), 0.3], [0.7, 0.2, 0.69]])
+def test_summarize_finds_the_largest_head_and_reports_nan_as_nan():
+    scores = torch.tensor([[0.1, 0.4, 0.3], [0.7, 0.2, 0.69]])
     summary = summarize(scores)
     assert (summary.layer, summary.head) == (1, 0) and summary.max == pytest.approx(0.7)
     assert repr(summary) == "HeadSummary(max=0.7 at L1H0)"
+    # a NaN head is not skipped (issue 9): the maximum is NaN, located at the non-finite heads
+    scores[0, 1], scores[1, 2] = float("nan"), float("-inf")
+    summary = summarize(scores)
+    assert math.isnan(summary.max) and (summary.layer, summary.head) == (0, 1)
+    assert summary.nonfinite == ((0, 1), (1, 2))
+    assert repr(summary) == "HeadSummary(max=nan: 2 non-finite head(s), first L0H1)"
     with pytest.raises(ValueError, match=r"\[layers, heads\]"):
         summarize(torch.ones(3))
 

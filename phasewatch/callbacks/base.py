@@ -13,6 +13,7 @@ first, so the report of the latest folder covers the whole run.
 from __future__ import annotations
 
 import logging
+import math
 import traceback
 import weakref
 from collections.abc import Sequence
@@ -22,9 +23,11 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
+from phasewatch import keys
 from phasewatch.callbacks import _checks, _logging
 from phasewatch.callbacks._args import bool_arg
 from phasewatch.callbacks.schedule import MeasureSchedule
+from phasewatch.measures.attention import nonfinite_heads
 
 log = logging.getLogger("phasewatch")
 
@@ -396,6 +399,9 @@ class PhasewatchMonitor(Callback):
         self, trainer: Trainer, pl_module: LightningModule, step: int, scalars: dict, extras: dict
     ) -> None:
         tokens = self.tokens_seen
+        nonfinite = _nonfinite_message(type(self).__name__, step, scalars, extras)
+        if nonfinite is not None and trainer.is_global_zero:
+            log.warning(nonfinite)
         for key, value in scalars.items():
             self.history.setdefault(key, []).append([step, tokens, float(value)])
         _logging.log_to_callback_metrics(pl_module, scalars)
@@ -410,6 +416,8 @@ class PhasewatchMonitor(Callback):
                     callback.on_measurement(
                         trainer, pl_module, key, step, tokens, float(value), extras
                     )
+        if nonfinite is not None and self.strict:
+            raise RuntimeError(nonfinite + " (strict=True; strict=False logs it and trains on)")
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -437,3 +445,29 @@ class PhasewatchMonitor(Callback):
         self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict
     ) -> None:
         carry_history(self, trainer, checkpoint)
+
+
+#: Scalars that summarize a per-head measure of ``extras["heads"]`` other than its max.
+_HEADS_OF = {keys.ATTN_ENTROPY_MEAN: "entropy", keys.HEADS_SAS: "syntactic"}
+
+
+def _nonfinite_message(monitor: str, step: int, scalars: dict, extras: dict) -> str | None:
+    """One warning for the non-finite scalars of a measurement: keys, step and heads; else None."""
+    bad = [key for key, value in scalars.items() if not math.isfinite(float(value))]
+    if not bad:
+        return None
+    per_head = dict(extras.get("per_head", {}) if isinstance(extras, dict) else {})
+    heads = extras.get("heads", {}) if isinstance(extras, dict) else {}
+    parts = []
+    for key in bad:
+        scores = per_head.get(key, heads.get(_HEADS_OF.get(key, "")))
+        where = nonfinite_heads(torch.as_tensor(scores)) if scores is not None else ()
+        named = ", ".join(f"L{layer}H{head}" for layer, head in where)
+        parts.append(
+            f"{key}={float(scalars[key])}" + (f" (non-finite heads {named})" if named else "")
+        )
+    return (
+        f"{monitor}: non-finite value(s) at step {step}: {'; '.join(parts)}. Logged as they are "
+        "(not replaced by a plausible number); NaN attention or loss usually means NaN weights "
+        "(a diverged run: lower the learning rate, clip gradients, check the precision)"
+    )

@@ -86,9 +86,12 @@ class TransitionMonitor(MeasurementListener, Callback):
         stop: stop training once a transition is confirmed.
         dirpath: where checkpoints go (default: the logger's directory).
         on_transition: a callable ``(trainer, pl_module, event)`` called on every rank per event.
-        loss_ema: smoothing of the per-step training loss, 0 (none) to <1 (default 0.9).
+        loss_ema: smoothing of the per-step training loss, 0 (none) to <1 (default 0.9). A NaN
+            or inf loss is left out of the average, warned (naming the step) and makes the next
+            reading of ``"loss"`` NaN.
         every_n_steps, log_spaced, per_decade: the schedule on which the loss is read.
-        strict: raise on errors in acting on events instead of logging them, and on a watched
+        strict: raise on errors in acting on events instead of logging them, on a non-finite
+            training loss, and on a watched
             key that no producer logs (a misspelt key, checked before training for phasewatch's
             keys and at the first validation for others); by default one loud warning names the
             keys that exist.
@@ -139,6 +142,8 @@ class TransitionMonitor(MeasurementListener, Callback):
         self._loss: float | None = None
         self._tokens = 0
         self._last_loss_step: int | None = None
+        self._nonfinite_losses = 0  # non-finite training losses since the last loss reading
+        self._loss_diverged = False  # the latest loss was non-finite (warned once per run of them)
         self._per_head: dict[str, dict[int, list]] = {}
 
     @property
@@ -187,16 +192,24 @@ class TransitionMonitor(MeasurementListener, Callback):
         if LOSS_KEY not in self.detectors:
             return
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        step = trainer.global_step
         if isinstance(loss, torch.Tensor) and loss.numel() == 1:
             loss = float(loss.detach())
             if math.isfinite(loss):
                 a = self.loss_ema if self._loss is not None else 0.0
                 self._loss = a * (self._loss or 0.0) + (1 - a) * loss
-        step = trainer.global_step
-        if self._loss is not None and step != self._last_loss_step and self.schedule.due(step):
+                self._loss_diverged = False
+            else:
+                self._nonfinite_loss(trainer, step, loss)
+        reading = self._loss is not None or self._nonfinite_losses > 0
+        if reading and step != self._last_loss_step and self.schedule.due(step):
             self._last_loss_step = step
+            # A non-finite loss since the last reading is logged as NaN, not as the last finite
+            # EMA (the detector ignores NaN, so it never looks like a transition).
+            value = float("nan") if self._nonfinite_losses else self._loss
+            self._nonfinite_losses = 0
             # Every rank has its own loss; decide on rank zero's so the verdict agrees.
-            value = trainer.strategy.broadcast(self._loss, src=0)
+            value = trainer.strategy.broadcast(value, src=0)
             _logging.append_history(
                 trainer,
                 {
@@ -207,6 +220,21 @@ class TransitionMonitor(MeasurementListener, Callback):
                 },
             )
             self._update(trainer, pl_module, LOSS_KEY, step, self._tokens, value)
+
+    def _nonfinite_loss(self, trainer: Trainer, step: int, loss: float) -> None:
+        """Count a NaN/inf loss; warn at the first of a run of them (strict: raise)."""
+        message = (
+            f"TransitionMonitor: the training loss is {loss} at step {step}; it is left out of the "
+            f"loss EMA and {LOSS_KEY!r} is logged as NaN at its next reading (not as the last "
+            "finite value). A non-finite loss usually means the weights diverged: lower the "
+            "learning rate, clip gradients, or check the precision"
+        )
+        if self.strict:
+            raise RuntimeError(message + " (strict=True; strict=False warns and trains on)")
+        if not self._loss_diverged and trainer.is_global_zero:
+            log.warning(message)
+        self._loss_diverged = True
+        self._nonfinite_losses += 1
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:

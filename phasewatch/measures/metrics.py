@@ -230,6 +230,10 @@ class SyntacticAttentionScore(Metric):
     ``num_relations``). As output of ``compute``: a dict with ``"per_head"`` ``Tensor[L, H]``,
     ``"per_relation"`` ``Tensor[R, L, H]`` (accuracy per relation), ``"arcs_per_relation"``
     ``Tensor[R]`` and ``"sas"`` (a 0-d tensor), all fractions in ``[0, 1]`` (counts for arcs).
+
+    A head whose word attention held a NaN or ±inf in any window scores NaN (per head and per
+    relation), and so does SAS: an argmax over NaN would otherwise pick a fixed word and give
+    every such head the same plausible accuracy.
     """
 
     is_differentiable = False
@@ -252,6 +256,9 @@ class SyntacticAttentionScore(Metric):
         shape = (num_relations, num_layers, num_heads)
         self.add_state("relation_hits", torch.zeros(shape), dist_reduce_fx="sum")
         self.add_state("relation_arcs", torch.zeros(num_relations), dist_reduce_fx="sum")
+        self.add_state(
+            "nonfinite_windows", torch.zeros(num_layers, num_heads), dist_reduce_fx="sum"
+        )
 
     def update(
         self,
@@ -270,6 +277,8 @@ class SyntacticAttentionScore(Metric):
             relations = torch.zeros_like(dependents)
         if len(dependents) == 0:
             return
+        finite = torch.isfinite(word_attention).flatten(2).all(dim=-1)  # [L, H]
+        self.nonfinite_windows += (~finite).to(self.nonfinite_windows)
         predicted = predict_dependency_heads(word_attention, dependents, heads, self.rule)
         hits = (predicted == heads.to(predicted.device)).float().permute(2, 0, 1)  # [N, L, H]
         relations = relations.to(self.relation_hits.device)
@@ -280,9 +289,10 @@ class SyntacticAttentionScore(Metric):
 
     def compute(self) -> dict[str, Tensor]:
         arcs = self.relation_arcs.sum()
+        hits = self.relation_hits.masked_fill(self.nonfinite_windows[None] > 0, float("nan"))
         return {
-            "per_head": self.relation_hits.sum(dim=0) / arcs,
-            "per_relation": self.relation_hits / self.relation_arcs[:, None, None],
+            "per_head": hits.sum(dim=0) / arcs,
+            "per_relation": hits / self.relation_arcs[:, None, None],
             "arcs_per_relation": self.relation_arcs.clone(),
-            "sas": self.relation_hits.flatten(1).amax(dim=1).sum() / arcs,
+            "sas": hits.flatten(1).amax(dim=1).sum() / arcs,  # amax propagates NaN
         }

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from phasewatch.measures.attention import summarize
 from phasewatch.measures.metrics import PREDICTION_RULES, SyntacticAttentionScore
 from phasewatch.measures.tokenization import as_text_tokenizer, tokenize_words
 from phasewatch.models import ProbeModel, as_probe_model
@@ -30,7 +31,8 @@ class SyntacticResult:
 
     Attributes:
         per_head: ``Tensor[L, H]`` in ``[0, 1]``: fraction of all scored arcs whose gold head
-            word the head picks out (its maximum is ``heads/syntactic_max``).
+            word the head picks out (its maximum is ``heads/syntactic_max``); NaN for a head
+            whose attention was not finite (NaN weights), and then ``sas`` is NaN too.
         per_relation: relation → ``((layer, head), UAS)`` of the head best at that relation.
         n_arcs: arcs scored (``root`` and other excluded relations left out).
         n_skipped: arcs not scored because dependent and head fell in different windows, or a word
@@ -51,9 +53,8 @@ class SyntacticResult:
     rule: str = "directed"
 
     def __repr__(self) -> str:
-        flat = int(self.per_head.flatten().nan_to_num(nan=-1.0).argmax())
-        layer, head = divmod(flat, self.per_head.shape[1])
-        best = float(self.per_head[layer, head])
+        best_head = summarize(self.per_head)  # NaN at the first non-finite head, if any
+        layer, head, best = best_head.layer, best_head.head, best_head.max
         return (
             f"SyntacticResult(n_arcs={self.n_arcs}, n_skipped={self.n_skipped}, "
             f"SAS={self.sas:.3f}, best head={best:.3f} at L{layer}H{head}, "
