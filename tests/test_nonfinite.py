@@ -20,6 +20,7 @@ from phasewatch import keys
 from phasewatch.callbacks import AttentionMonitor, TransitionMonitor
 from phasewatch.callbacks._logging import HISTORY_FILE
 from phasewatch.corpora.naturalstories import load_dependencies
+from phasewatch.detect import TransitionDetector
 from phasewatch.measures import syntactic_scores
 from phasewatch.measures.metrics import SyntacticAttentionScore
 from phasewatch.measures.snapshot import HeadMeasure
@@ -190,3 +191,21 @@ def test_a_nan_training_loss_raises_with_strict(tmp_path):
     trainer = quiet_trainer(tmp_path, [monitor], max_steps=4)
     with pytest.raises(RuntimeError, match="training loss is nan at step 2"):
         trainer.fit(_DivergingLM(nan_from=1), random_token_loader(300))
+
+
+def test_nan_evaluations_neither_fire_nor_hide_a_transition():
+    # A step from 0.01 to 0.8 at step 120 (evaluations every 10 steps), confirmed at step 150 by
+    # the default rule; NaN evaluations before it, at it and while it is confirmed change nothing.
+    values = [0.01] * 12 + [0.8] * 12
+    detector = TransitionDetector(keys.HEADS_INDUCTION_MAX)
+    events = []
+    for i, value in enumerate(values):
+        for nan_step in (10 * i - 5,) if i in (3, 12, 13) else ():
+            assert detector.update(nan_step, NAN) is None
+        event = detector.update(10 * i, value)
+        if event is not None:
+            events.append(event)
+    assert [(e.step, e.confirmed_step) for e in events] == [(120, 150)]
+    assert events[0].before == pytest.approx(0.01) and events[0].after == pytest.approx(0.8)
+    only_nan = TransitionDetector(keys.HEADS_INDUCTION_MAX)
+    assert all(only_nan.update(10 * i, NAN) is None for i in range(30))
