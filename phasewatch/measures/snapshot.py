@@ -146,7 +146,9 @@ class HeadMeasure:
 
     ``measure(probe, tokenizer)`` returns the scalars — each kind's maximum over heads (the keys
     of :data:`phasewatch.head_kinds.HEAD_KINDS`), ``heads/sas`` with the syntactic score, and
-    :data:`ENTROPY_KEY` (nats) — and the per-head tensors [layers, heads] by measure name. With
+    :data:`ENTROPY_KEY` (nats) — and the per-head tensors [layers, heads] by measure name. A
+    head with non-finite attention (NaN weights) makes each maximum and mean it enters NaN, never
+    a value over the other heads (:func:`phasewatch.measures.attention.summarize`). With
     ``keep_going=True`` a part that fails (:data:`HEAD_PARTS`) is left out and recorded in
     :attr:`failures` (part → the exception it raised) while the others are returned; the call
     raises only when every part that ran failed.
