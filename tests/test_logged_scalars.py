@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from lightning_helpers import token_loader
+from lightning_helpers import quiet_trainer, token_loader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -116,17 +116,7 @@ def run(tmp_path_factory, one_story, ns_tokenizer, ns_token_ids):
         heatmap_every=0,
     )
     tb, csv = TensorBoardLogger(root, name="tb"), CSVLogger(root, name="csv")
-    trainer = L.Trainer(
-        max_steps=MAX_STEPS,
-        callbacks=[weights, ppp, heads],
-        logger=[tb, csv],
-        default_root_dir=root,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-    )
+    trainer = quiet_trainer(root, [weights, ppp, heads], max_steps=MAX_STEPS, logger=[tb, csv])
     trainer.fit(module, token_loader(ns_token_ids, batch_size=4, length=64))
     csv.save()
     return trainer, tb, csv, weights.weights

@@ -1,8 +1,7 @@
 import math
 
-import lightning as L
 import pytest
-from lightning_helpers import TinyLM, random_token_loader
+from lightning_helpers import TinyLM, quiet_trainer, random_token_loader
 
 from phasewatch import keys
 from phasewatch.callbacks import AttentionMonitor
@@ -52,17 +51,7 @@ HAND_WORKED = [0, 1, 2, 3, 4, 6, 7, 8, 10, 13, 16, 20, 26, 32, 40, 50, 60]
 
 
 def _fit_with(monitor, max_steps: int, tmp_path) -> None:
-    trainer = L.Trainer(
-        max_steps=max_steps,
-        callbacks=[monitor],
-        logger=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-    )
+    trainer = quiet_trainer(tmp_path, [monitor], max_steps=max_steps)
     trainer.fit(TinyLM(), random_token_loader(300, n=8 * max_steps, length=16))
 
 
