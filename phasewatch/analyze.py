@@ -16,6 +16,7 @@ from phasewatch import keys
 from phasewatch.corpora import ReadingTimeCorpus, load
 from phasewatch.corpora.naturalstories import load_dependencies
 from phasewatch.detect import DEFAULT_WATCH, PeakTracker, TransitionDetector, TransitionEvent
+from phasewatch.measures.delta_loglik import spillover_meaning
 from phasewatch.measures.paired import PairedPeakTest
 from phasewatch.measures.snapshot import HeadMeasure, PPPMeasure
 from phasewatch.models import as_probe_model
@@ -198,7 +199,7 @@ def analyze_checkpoints(
             "monitor": "PPPMonitor",
             "corpus": corpus_obj.name,
             "spillover": spillover,
-            "spillover_meaning": f"current + {spillover} previous words",
+            "spillover_meaning": spillover_meaning(spillover),
             "folds": folds,
             "baseline": list(ppp_measure.baseline) if ppp_measure else ["length", "log_freq"],
             "control_tokens": control_tokens,

@@ -124,3 +124,12 @@ def test_a_state_saved_with_the_old_spillover_meaning_loads_converted(
     assert resumed.history[keys.PPP_DELTA_LL] == saved.history[keys.PPP_DELTA_LL]
     assert "old spillover meaning" in caplog.text
     assert "spillover=4 = current + 3 previous words" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("spillover", "meaning"),
+    [(0, "current word only"), (1, "current + 1 previous word"), (4, "current + 4 previous words")],
+)
+def test_the_recorded_spillover_meaning_is_the_one_printed(one_story, spillover, meaning):
+    described = PPPMonitor(one_story, spillover=spillover).describe()
+    assert described["spillover_meaning"] == meaning

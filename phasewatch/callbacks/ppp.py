@@ -12,8 +12,9 @@ from phasewatch.callbacks._args import int_arg, optional_str_arg
 from phasewatch.callbacks._resolve import check_token_id, resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor, log
 from phasewatch.corpora import ReadingTimeCorpus, load
+from phasewatch.measures.delta_loglik import spillover_meaning
 from phasewatch.measures.paired import PairedPeakTest
-from phasewatch.measures.snapshot import PPP_KEYS, PPP_TOKCTRL_KEYS, PPPMeasure
+from phasewatch.measures.snapshot import CONTROL_TOKENS, PPP_KEYS, PPP_TOKCTRL_KEYS, PPPMeasure
 
 #: Version of this monitor's saved state. 1 (phasewatch 0.1): ``spillover`` counted the current
 #: word (S = current + S − 1 previous); 2: ``spillover`` counts previous words, paired state kept.
@@ -112,7 +113,7 @@ class PPPMonitor(PhasewatchMonitor):
                 f"`spillover` must be an int >= 0 (previous words besides the current one; 4 = "
                 f"current + 4 previous), got {spillover!r}"
             )
-        if control_tokens not in (False, True, "both"):
+        if control_tokens not in CONTROL_TOKENS:
             raise ValueError(
                 f"`control_tokens` can be False, True or 'both', got {control_tokens!r}"
             )
@@ -206,7 +207,7 @@ class PPPMonitor(PhasewatchMonitor):
             **({} if self.prefix is None else {"prefix": self.prefix}),
             "corpus": self.corpus_name,
             "spillover": self.spillover,
-            "spillover_meaning": f"current + {self.spillover} previous words",
+            "spillover_meaning": spillover_meaning(self.spillover),
             "folds": self.folds,
             "baseline": list(self.baseline),
             "control_tokens": self.control_tokens,

@@ -178,11 +178,16 @@ def delta_loglik(
     )
 
 
+def spillover_meaning(spillover: int) -> str:
+    """A spillover in words: ``"current + 4 previous words"``, ``"current word only"``."""
+    if spillover == 0:
+        return "current word only"
+    return f"current + {spillover} previous word{'s' * (spillover != 1)}"
+
+
 def spillover_text(spillover: int) -> str:
     """How phasewatch prints a spillover: ``"spillover 4 = current + 4 previous words"``."""
-    if spillover == 0:
-        return "spillover 0 = current word only"
-    return f"spillover {spillover} = current + {spillover} previous word{'s' * (spillover != 1)}"
+    return f"spillover {spillover} = {spillover_meaning(spillover)}"
 
 
 def assign_folds(

@@ -34,7 +34,8 @@ PPP_KEYS = (
 )
 #: Added with ``control_tokens="both"``: ΔLL over the baseline with tokens per word, and its SE.
 PPP_TOKCTRL_KEYS = (keys.PPP_DELTA_LL_TOKCTRL, keys.PPP_DELTA_LL_TOKCTRL_SE)
-_CONTROL_TOKENS = (False, True, "both")
+#: The values ``control_tokens`` may take.
+CONTROL_TOKENS = (False, True, "both")
 #: Head-score kind → its logged maximum over heads, from :data:`phasewatch.head_kinds.HEAD_KINDS`.
 SCORE_KEYS = score_keys()
 ENTROPY_KEY = keys.ATTN_ENTROPY_MEAN
@@ -65,7 +66,7 @@ class PPPMeasure:
         whitespace_correction: bool = False,
         batch_size: int = 8,
     ) -> None:
-        if control_tokens not in _CONTROL_TOKENS:
+        if control_tokens not in CONTROL_TOKENS:
             raise ValueError(
                 f"`control_tokens` can be False, True or 'both', got {control_tokens!r}"
             )
