@@ -217,7 +217,8 @@ def test_tiny_gpt2_with_a_transformers_tokenizer(tokenizer):
     assert model.config._attn_implementation == "sdpa"
 
 
-def test_predicted_heads_use_outgoing_attention_left_and_incoming_right_never_self():
+def _four_word_arcs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Causal word attention [1, 1, 4, 4] and four arcs (dependents, gold heads) worked by hand."""
     attention = torch.tensor(
         [
             [1.0, 0.0, 0.0, 0.0],
@@ -226,8 +227,11 @@ def test_predicted_heads_use_outgoing_attention_left_and_incoming_right_never_se
             [0.1, 0.3, 0.0, 0.6],
         ]
     )[None, None]
-    dependents = torch.tensor([2, 1, 0, 3])
-    heads = torch.tensor([0, 3, 1, 2])
+    return attention, torch.tensor([2, 1, 0, 3]), torch.tensor([0, 3, 1, 2])
+
+
+def test_predicted_heads_use_outgoing_attention_left_and_incoming_right_never_self():
+    attention, dependents, heads = _four_word_arcs()
     predicted = predict_dependency_heads(attention, dependents, heads)
     # d=2 (head left): row 2 → 0; d=1 (head right): column 1 below → 3 (0.3 > 0.2);
     # d=0 (head right): column 0 below → 1 (0.9); d=3 (head left): row 3 without self → 1
@@ -251,16 +255,7 @@ def test_missing_dependency_columns_are_named(tokenizer):
 
 
 def test_undirected_rule_is_one_argmax_over_row_then_column_with_self_a_candidate():
-    attention = torch.tensor(
-        [
-            [1.0, 0.0, 0.0, 0.0],
-            [0.9, 0.1, 0.0, 0.0],
-            [0.5, 0.2, 0.3, 0.0],
-            [0.1, 0.3, 0.0, 0.6],
-        ]
-    )[None, None]
-    dependents = torch.tensor([2, 1, 0, 3])
-    heads = torch.tensor([0, 3, 1, 2])
+    attention, dependents, heads = _four_word_arcs()
     predicted = predict_dependency_heads(attention, dependents, heads, rule="undirected")
     # d=2: row (0.5, 0.2, 0.3) beats column (0.3, 0.0) → 0; d=1: row 0.9 → 0 (blind to the gold
     # head on the right); d=0: row and column tie at 1.0 on itself → 0 (self, a miss);
