@@ -129,3 +129,25 @@ def z_score(mean: float, se: float | None) -> float:
     if se is not None and se > 0:
         return mean / se
     return float("inf") if mean > 0 else float("-inf") if mean < 0 else 0.0
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``mean`` ± ``se`` (nats/word) of ``ΔLL_i(a) − ΔLL_i(b)`` between two evaluations, paired
+    word by word over ``n`` shared words (``None`` when only the logged mean and SE are known, as
+    in a run's history); ``z = mean / se``. Computed by
+    :func:`phasewatch.measures.paired.paired_difference`; read back by the run summary.
+    """
+
+    mean: float
+    se: float
+    n: int | None = None
+
+    @property
+    def z(self) -> float:
+        """``mean / se``; ±inf when the SE is 0 and the mean is not, 0 when both are."""
+        return z_score(self.mean, self.se)
+
+    def __str__(self) -> str:
+        over = "" if self.n is None else f" over {self.n:,} words"
+        return f"{self.mean:.4f} ± {self.se:.4f} nats/word (paired{over}, z = {self.z:.2f})"

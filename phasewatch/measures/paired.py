@@ -21,27 +21,9 @@ import numpy as np
 import pandas as pd
 
 from phasewatch import keys
-from phasewatch.detect.events import z_score
+from phasewatch.detect.events import PairedDifference
 
-
-@dataclass(frozen=True)
-class PairedDifference:
-    """``mean`` ± ``se`` (nats/word) of ``ΔLL_i(a) − ΔLL_i(b)`` over ``n`` shared words; ``z``."""
-
-    mean: float
-    se: float
-    n: int
-
-    @property
-    def z(self) -> float:
-        """``mean / se``; ±inf when the SE is 0 and the mean is not, 0 when both are."""
-        return z_score(self.mean, self.se)
-
-    def __str__(self) -> str:
-        return (
-            f"{self.mean:+.4f} ± {self.se:.4f} nats/word (paired over {self.n:,} words, "
-            f"z = {self.z:.2f})"
-        )
+__all__ = ["BestSoFar", "PairedDifference", "PairedPeakTest", "PeakComparison", "paired_difference"]
 
 
 def paired_difference(a: pd.Series, b: pd.Series) -> PairedDifference:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from phasewatch import keys
 from phasewatch.detect import PeakEvent, TransitionEvent
-from phasewatch.detect.events import z_score
+from phasewatch.detect.events import PairedDifference, z_score
 from phasewatch.detect.peak import DEFAULT_MIN_Z
 from phasewatch.report.history import RunHistory
 
@@ -38,21 +38,6 @@ class PPPPoint:
 
 
 @dataclass(frozen=True)
-class PairedValue:
-    """A paired difference of per-word ΔLL between two evaluations: ``mean`` ± ``se`` nats/word."""
-
-    mean: float
-    se: float
-
-    @property
-    def z(self) -> float:
-        return z_score(self.mean, self.se)
-
-    def __str__(self) -> str:
-        return f"{self.mean:.4f} ± {self.se:.4f} nats/word (paired, z = {self.z:.2f})"
-
-
-@dataclass(frozen=True)
 class PPPCurve:
     """One ΔLL series of a run: its first, highest and final evaluations and the peak verdict.
 
@@ -66,8 +51,8 @@ class PPPCurve:
     first: PPPPoint
     best: PPPPoint
     final: PPPPoint
-    decline: PairedValue | None
-    rise: PairedValue | None
+    decline: PairedDifference | None
+    rise: PairedDifference | None
     min_z: float
     peaked: bool
     verdict: str
@@ -199,7 +184,7 @@ def _curve(history: RunHistory, key: str, min_z: float) -> PPPCurve | None:
     return PPPCurve(key, first, top, final, decline, rise, min_z, peaked, verdict, monitor_peak)
 
 
-def _last_paired(history: RunHistory, key: str, se_key: str, step: int) -> PairedValue | None:
+def _last_paired(history: RunHistory, key: str, se_key: str, step: int) -> PairedDifference | None:
     """The paired value logged at ``step`` (the final evaluation), or None if not logged."""
     values, ses = history.get(key), history.get(se_key)
     if values is None or ses is None:
@@ -208,7 +193,7 @@ def _last_paired(history: RunHistory, key: str, se_key: str, step: int) -> Paire
     se = ses[ses["step"] == step]["value"]
     if value.empty or se.empty:
         return None
-    return PairedValue(float(value.iloc[-1]), float(se.iloc[-1]))
+    return PairedDifference(float(value.iloc[-1]), float(se.iloc[-1]))
 
 
 def _verdict(first, top, final, decline, rise, min_z) -> tuple[bool, str]:
