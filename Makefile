@@ -24,8 +24,8 @@ lint: install
 	$(VENV)/bin/ruff check phasewatch tests examples benchmarks
 	$(VENV)/bin/ruff format --check phasewatch tests examples benchmarks
 
-# OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning (same bits); the 2-process
-# DDP tests and a loaded 2-core machine otherwise lose most of their time to spinning threads.
+# OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning (same bits): the 2-process
+# DDP tests and a shared 2-core machine lose time to spinning threads (benchmarks/bench_omp_wait.py).
 test: lint
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q
 
