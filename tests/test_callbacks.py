@@ -242,3 +242,11 @@ def test_peak_and_transition_watch_a_users_own_validation_metric(tmp_path):
     assert len(seen) == 4  # one value per validation
     assert peak.tracker.best == pytest.approx(min(seen))
     assert peak.best_step in (3, 6, 9, 12)
+
+
+def test_peak_monitor_logs_no_peak_while_every_value_is_nan(tmp_path):
+    """A NaN first evaluation (NaN weights) gives no best: nothing is logged for it, no crash."""
+    peak = PeakMonitor("planted/score", save_peak=False, min_steps=0)
+    monitor = PlantedMonitor(lambda s: float("nan") if s < 4 else 1.0 - 0.01 * s)
+    _trainer(tmp_path, [monitor, peak], max_steps=8).fit(TinyLM(), random_token_loader(300))
+    assert peak.best_step == 4 and peak.best == pytest.approx(0.96)

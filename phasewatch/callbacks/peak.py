@@ -190,6 +190,8 @@ class PeakMonitor(MeasurementListener, Callback):
         if paired is not None:
             tests = {k: paired[k] for k in ("decline", "decline_se", "rise", "rise_se")}
         events = self.tracker.update(step, value, tokens=tokens, **tests)
+        if self.tracker.best is None:
+            return  # only non-finite values so far: there is no best to log (the monitor warned)
         scalars = {
             keys.peak_value_key(self.monitor): float(self.tracker.best),
             keys.peak_step_key(self.monitor): float(self.tracker.best_step),
