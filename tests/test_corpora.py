@@ -174,7 +174,7 @@ def test_a_verified_file_is_hashed_once_per_process():
 
 
 def test_unknown_corpus_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"`name` must be one of .*'naturalstories'.*got 'dundee'"):
+    with pytest.raises(ValueError, match=r"`name` must be one of the registered .*got 'dundee'"):
         load("dundee")
 
 

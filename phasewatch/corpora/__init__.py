@@ -7,49 +7,71 @@ filled by verified download (see :mod:`phasewatch.corpora.resolve`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from phasewatch.corpora import naturalstories
 from phasewatch.corpora.download import cache_root, fetch
 from phasewatch.corpora.errors import CorpusDataError
-from phasewatch.corpora.manifest import known_corpora
+from phasewatch.corpora.registry import (
+    READING_TIMES,
+    TRAINING_TEXT,
+    CorpusEntry,
+    corpus_entry,
+    known_corpora,
+    reading_time_corpora,
+    register_corpus,
+    registered_corpora,
+)
 from phasewatch.corpora.resolve import data_file, data_files
 from phasewatch.corpora.schema import ReadingTimeCorpus
 from phasewatch.corpora.tsv import load_tsv
 
-_LOADERS: dict[str, Callable[..., ReadingTimeCorpus]] = {naturalstories.NAME: naturalstories.load}
+register_corpus(
+    naturalstories.NAME,
+    naturalstories.load,
+    measure="self-paced reading",
+    language="en",
+    manifest=True,
+    description="Natural Stories, self-paced reading, 10 stories, 10,256 words (CC BY-NC-SA 4.0)",
+)
+register_corpus(
+    "english-novels-pd",
+    role=TRAINING_TEXT,
+    measure=None,
+    language="en",
+    manifest=True,
+    description="25 public-domain English novels, the demo's training text",
+)
 
 
-def reading_time_corpora() -> tuple[str, ...]:
-    """Names accepted by :func:`load`."""
-    return tuple(_LOADERS)
-
-
-def load(name: str = "naturalstories", *, data_dir: str | Path | None = None) -> ReadingTimeCorpus:
-    """Load a bundled reading-time corpus by name (``"naturalstories"``).
+def load(
+    name: str = "naturalstories", *, data_dir: str | Path | None = None, **options: Any
+) -> ReadingTimeCorpus:
+    """Load a registered reading-time corpus by name (``"naturalstories"``; see
+    :func:`reading_time_corpora`).
 
     ``data_dir`` is a folder holding the corpus in its upstream layout, or the folder above it that
     holds ``<name>/``; by default ``$PHASEWATCH_DATA/<name>/``, else the download cache.
+    ``options`` go to the corpus's loader (e.g. an eye-tracking corpus's ``measure=``).
 
     Raises:
-        ValueError: ``name`` is not a known reading-time corpus.
+        ValueError: ``name`` is not a registered reading-time corpus.
         CorpusDataError: a data file is missing, corrupt or unreadable (the message says how
             to fix it).
     """
-    if name not in _LOADERS:
-        raise ValueError(
-            f"`name` must be one of the reading-time corpora {list(_LOADERS)}, got {name!r}; "
-            "for your own corpus use phasewatch.corpora.load_tsv(path, story=..., position=..., "
-            "word=..., rt=...)"
-        )
-    return _LOADERS[name](data_dir=data_dir)
+    entry = corpus_entry(name, role=READING_TIMES, argument="name")
+    return entry.loader(data_dir=data_dir, **options)
 
 
 __all__ = [
+    "READING_TIMES",
+    "TRAINING_TEXT",
     "CorpusDataError",
+    "CorpusEntry",
     "ReadingTimeCorpus",
     "cache_root",
+    "corpus_entry",
     "data_file",
     "data_files",
     "fetch",
@@ -57,4 +79,6 @@ __all__ = [
     "load",
     "load_tsv",
     "reading_time_corpora",
+    "register_corpus",
+    "registered_corpora",
 ]

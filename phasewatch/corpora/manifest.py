@@ -40,8 +40,9 @@ class ManifestEntry:
         return f"{base.replace('{corpus}', self.corpus).rstrip('/')}/{self.path}"
 
 
-def known_corpora() -> tuple[str, ...]:
-    """Names of the corpora that have a manifest (downloadable, verifiable data)."""
+def manifest_corpora() -> tuple[str, ...]:
+    """Names of the corpora that have a manifest file (the registry's ``manifest=True`` entries
+    must be exactly these; a test checks it)."""
     names = (f.name for f in _manifest_folder().iterdir())
     return tuple(sorted(n.removesuffix(".tsv") for n in names if n.endswith(".tsv")))
 
@@ -53,7 +54,7 @@ def _manifest_folder():
 @functools.cache
 def read_manifest(corpus: str) -> dict[str, ManifestEntry]:
     """Relative path → :class:`ManifestEntry` for every file of ``corpus``, in manifest order."""
-    known = known_corpora()
+    known = manifest_corpora()
     if corpus not in known:
         raise ValueError(f"`corpus` must be one of {list(known)}, got {corpus!r}")
     text = (_manifest_folder() / f"{corpus}.tsv").read_text("utf-8")

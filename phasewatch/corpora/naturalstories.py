@@ -50,6 +50,8 @@ def load(*, data_dir: str | Path | None = None) -> ReadingTimeCorpus:
       answers right),
     - ``n_readers``: ``nItem``, the number of readers behind ``rt`` (about 83).
 
+    ``dependencies`` holds the Universal Dependencies arcs of :func:`load_dependencies`.
+
     Self-paced reading: ``default_spillover`` is 4 (the current word and 4 previous words enter
     the ΔLL regression, as in Aoyama & Wilcox, 2025).
 
@@ -90,6 +92,8 @@ def load(*, data_dir: str | Path | None = None) -> ReadingTimeCorpus:
         citation=CITATION,
         measure="self-paced reading",
         default_spillover=4,
+        dependencies=load_dependencies(data_dir=data_dir),
+        language="en",
         extras={
             "rt": "meanItemRT (ms), upstream exclusions applied",
             "upstream": f"https://github.com/languageMIT/naturalstories/tree/{COMMIT}",

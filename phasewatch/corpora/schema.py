@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 REQUIRED_COLUMNS = ("story", "position", "word", "rt")
+#: Columns of ``ReadingTimeCorpus.dependencies``: one arc per word, ``head_position`` 0 = root.
+DEPENDENCY_COLUMNS = ("story", "position", "head_position", "relation")
 
 #: Reading measure kind → default spillover (previous words whose predictors join the current
 #: word's in the ΔLL regression), as in Aoyama & Wilcox (2025): self-paced reading shows effects
@@ -39,6 +41,13 @@ class ReadingTimeCorpus:
 
     ``texts`` maps each story to its text: the words joined by single spaces.
 
+    ``dependencies`` (optional) holds the corpus's own dependency arcs between its words, one row
+    per word: ``story``, ``position`` (the dependent), ``head_position`` (the head word in the same
+    story, 0 = root) and ``relation``. The syntactic score reads these arcs and no others; a corpus
+    without them has no syntactic score. ``language`` is the text's language as an ISO 639-1
+    code (``"en"``), used for word frequencies (``wordfreq``) when the frame has no ``log_freq``
+    column of its own.
+
     ``measure`` names the reading measure, kind first (``"self-paced reading"``,
     ``"eye tracking: gaze duration"``). ``default_spillover`` is the number of previous words whose
     predictors enter the ΔLL regression with the current word's: given, or else taken from the
@@ -46,7 +55,8 @@ class ReadingTimeCorpus:
 
     Raises:
         ValueError: a required column is missing, ``default_spillover`` is not an int >= 0, or it
-            is not given and the measure's kind has no default.
+            is not given and the measure's kind has no default, or ``dependencies`` lacks a
+            column of :data:`DEPENDENCY_COLUMNS`.
     """
 
     name: str
@@ -56,6 +66,8 @@ class ReadingTimeCorpus:
     measure: str = "self-paced reading"
     extras: dict = field(default_factory=dict)
     default_spillover: int | None = None
+    dependencies: pd.DataFrame | None = None
+    language: str = "en"
 
     def __post_init__(self) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in self.frame.columns]
@@ -80,6 +92,23 @@ class ReadingTimeCorpus:
                 f"`default_spillover` must be an int >= 0 (previous words), got {spillover!r}"
             )
         object.__setattr__(self, "default_spillover", spillover)
+        if self.dependencies is not None:
+            lacking = [c for c in DEPENDENCY_COLUMNS if c not in self.dependencies.columns]
+            if lacking:
+                raise ValueError(
+                    f"the dependencies of corpus {self.name!r} lack the columns {lacking}; arcs "
+                    f"need {list(DEPENDENCY_COLUMNS)} (dependent story and position, head "
+                    "position in the same story with 0 = root, relation)"
+                )
+        if not isinstance(self.language, str) or not self.language:
+            raise ValueError(
+                f"`language` must be an ISO 639-1 code such as 'en', got {self.language!r}"
+            )
+
+    @property
+    def has_dependencies(self) -> bool:
+        """Whether the corpus carries its own dependency arcs (needed by the syntactic score)."""
+        return self.dependencies is not None
 
     @property
     def stories(self) -> list:
@@ -98,5 +127,6 @@ class ReadingTimeCorpus:
         return (
             f"ReadingTimeCorpus({self.name!r}, {len(self.frame)} words, "
             f"{len(self.stories)} stories, {self.measure}, default spillover "
-            f"{self.default_spillover} previous words)"
+            f"{self.default_spillover} previous words"
+            f"{', with dependency arcs' if self.has_dependencies else ''})"
         )
