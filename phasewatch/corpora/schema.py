@@ -9,6 +9,8 @@ import pandas as pd
 REQUIRED_COLUMNS = ("story", "position", "word", "rt")
 #: Columns of ``ReadingTimeCorpus.dependencies``: one arc per word, ``head_position`` 0 = root.
 DEPENDENCY_COLUMNS = ("story", "position", "head_position", "relation")
+#: Columns of ``ReadingTimeCorpus.readers``: one row per reader x word, ``rt`` in ms (0 = skipped).
+READER_COLUMNS = ("story", "position", "reader", "rt")
 
 #: Reading measure kind → default spillover (previous words whose predictors join the current
 #: word's in the ΔLL regression), as in Aoyama & Wilcox (2025): self-paced reading shows effects
@@ -46,7 +48,9 @@ class ReadingTimeCorpus:
     story, 0 = root) and ``relation``. The syntactic score reads these arcs and no others; a corpus
     without them has no syntactic score. ``language`` is the text's language as an ISO 639-1
     code (``"en"``), used for word frequencies (``wordfreq``) when the frame has no ``log_freq``
-    column of its own.
+    column of its own. ``readers`` (optional) keeps the per-reader data behind ``rt``, one row per
+    reader x word (:data:`READER_COLUMNS`; ``rt`` in ms, 0 = skipped), for analyses over readers
+    such as a mixed-effects ΔLL.
 
     ``measure`` names the reading measure, kind first (``"self-paced reading"``,
     ``"eye tracking: gaze duration"``). ``default_spillover`` is the number of previous words whose
@@ -68,6 +72,7 @@ class ReadingTimeCorpus:
     default_spillover: int | None = None
     dependencies: pd.DataFrame | None = None
     language: str = "en"
+    readers: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in self.frame.columns]
@@ -99,6 +104,13 @@ class ReadingTimeCorpus:
                     f"the dependencies of corpus {self.name!r} lack the columns {lacking}; arcs "
                     f"need {list(DEPENDENCY_COLUMNS)} (dependent story and position, head "
                     "position in the same story with 0 = root, relation)"
+                )
+        if self.readers is not None:
+            lacking = [c for c in READER_COLUMNS if c not in self.readers.columns]
+            if lacking:
+                raise ValueError(
+                    f"the per-reader data of corpus {self.name!r} lack the columns {lacking}; "
+                    f"they need {list(READER_COLUMNS)} (one row per reader x word, rt in ms)"
                 )
         if not isinstance(self.language, str) or not self.language:
             raise ValueError(
