@@ -13,6 +13,7 @@ from typing import Any
 from phasewatch.corpora import naturalstories
 from phasewatch.corpora.download import cache_root, fetch
 from phasewatch.corpora.errors import CorpusDataError
+from phasewatch.corpora.readers import NATURAL_STORIES_BOUNDS_MS, aggregate_readers
 from phasewatch.corpora.registry import (
     READING_TIMES,
     TRAINING_TEXT,
@@ -65,11 +66,13 @@ def load(
 
 
 __all__ = [
+    "NATURAL_STORIES_BOUNDS_MS",
     "READING_TIMES",
     "TRAINING_TEXT",
     "CorpusDataError",
     "CorpusEntry",
     "ReadingTimeCorpus",
+    "aggregate_readers",
     "cache_root",
     "corpus_entry",
     "data_file",
