@@ -7,6 +7,8 @@ nothing heavy: reading a key must not pull in torch or Lightning.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # --- PPP (PPPMonitor) ----------------------------------------------------------------------------
 #: ΔLL of reading times from adding surprisal, held-out mean, nats/word.
 PPP_DELTA_LL = "ppp/delta_ll"
@@ -91,6 +93,44 @@ def with_prefix(key: str, prefix: str | None) -> str:
         return key
     group, _, name = key.partition("/")
     return f"{group}/{prefix}/{name}"
+
+
+def split_prefix(key: str) -> tuple[str, str | None]:
+    """Undo :func:`with_prefix`: ``ppp/x/dundee/delta_ll`` → ``("ppp/delta_ll", "x/dundee")``.
+
+    A key of one ``group/name`` has no prefix (None).
+    """
+    group, _, rest = key.partition("/")
+    middle, _, name = rest.rpartition("/")
+    return (f"{group}/{name}", middle or None) if middle else (key, None)
+
+
+#: ΔLL series → its standard-error key.
+SE_KEYS: dict[str, str] = {
+    PPP_DELTA_LL: PPP_DELTA_LL_SE,
+    PPP_DELTA_LL_TOKCTRL: PPP_DELTA_LL_TOKCTRL_SE,
+}
+
+
+def se_key(series: str) -> str:
+    """The SE key of a (possibly prefixed) ΔLL series: ``ppp/dundee/delta_ll`` →
+    ``ppp/dundee/delta_ll_se``. Raises KeyError for a key that is not a ΔLL series."""
+    base, prefix = split_prefix(series)
+    return with_prefix(SE_KEYS[base], prefix)
+
+
+def paired_keys(series: str) -> tuple[str, str, str, str]:
+    """:data:`PAIRED_KEYS` of a (possibly prefixed) ΔLL series, with the same prefix:
+    ``ppp/dundee/delta_ll`` → ``ppp/dundee/decline_since_best``, … Raises KeyError for a key that
+    is not a ΔLL series."""
+    base, prefix = split_prefix(series)
+    return tuple(with_prefix(k, prefix) for k in PAIRED_KEYS[base])  # type: ignore[return-value]
+
+
+def delta_ll_series(available: Iterable[str]) -> list[str]:
+    """The keys among ``available`` that are ΔLL series (``ppp/delta_ll``, ``ppp/<c>/delta_ll``,
+    the tokctrl ones), in the order given."""
+    return [key for key in available if split_prefix(key)[0] in SE_KEYS]
 
 
 def per_head_key(prefix: str, layer: int, head: int) -> str:
