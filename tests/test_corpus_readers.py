@@ -113,3 +113,39 @@ def test_bad_arguments_name_the_argument(kwargs, message):
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match=r"lacks the per-reader columns \['reader'\]"):
         aggregate_readers(pd.DataFrame({"story": [1], "position": [1], "rt": [1.0]}))
+
+
+def test_the_frames_own_column_names_and_the_schema_names_out():
+    provo = pd.DataFrame(
+        {
+            "Text_ID": [3, 3, 3, 3],
+            "Word_Number": [2, 2, 1, 1],
+            "Participant_ID": ["p1", "p2", "p1", "p2"],
+            "IA_FIRST_RUN_DWELL_TIME": ["180", "NA", "240", "260"],
+            "Word": ["cat", "cat", "The", "The"],
+        }
+    )
+    out = aggregate_readers(
+        provo,
+        story="Text_ID",
+        position="Word_Number",
+        reader="Participant_ID",
+        rt="IA_FIRST_RUN_DWELL_TIME",
+        min_rt=np.float64(100),
+    )
+    assert out.to_dict("list") == {
+        "story": [3, 3],
+        "position": [1, 2],
+        "Word": ["The", "cat"],
+        "rt": [250.0, 180.0],
+        "n_readers": [2, 1],
+    }
+    provo.loc[1, "IA_FIRST_RUN_DWELL_TIME"] = "slow"
+    with pytest.raises(ValueError, match="column 'IA_FIRST_RUN_DWELL_TIME' has 1 readings"):
+        aggregate_readers(
+            provo,
+            story="Text_ID",
+            position="Word_Number",
+            reader="Participant_ID",
+            rt="IA_FIRST_RUN_DWELL_TIME",
+        )

@@ -17,19 +17,31 @@ The rule, in order, for each word (story, position):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from phasewatch.corpora.errors import CorpusDataError
-from phasewatch.corpora.schema import READER_COLUMNS
 
 #: Natural Stories' upstream outlier rule for single self-paced reading times (ms), inclusive.
 NATURAL_STORIES_BOUNDS_MS = (100.0, 3000.0)
 
 _KEYS = ["story", "position"]
 _SHOWN = 5
+
+
+def kept_readings(
+    rt_ms: pd.Series, *, min_rt: float | None = None, max_rt: float | None = None
+) -> pd.Series:
+    """Which readings enter a word's mean: > 0 ms, not missing, inside ``[min_rt, max_rt]`` ms."""
+    kept = rt_ms.notna() & (rt_ms > 0)
+    if min_rt is not None:
+        kept &= rt_ms >= min_rt
+    if max_rt is not None:
+        kept &= rt_ms <= max_rt
+    return kept
 
 
 def aggregate_readers(
@@ -40,12 +52,17 @@ def aggregate_readers(
     min_readers: int = 1,
     keep: Sequence[str] | None = None,
     source: str | Path | None = None,
+    story: str = "story",
+    position: str = "position",
+    reader: str = "reader",
+    rt: str = "rt",
 ) -> pd.DataFrame:
     """One row per word from per-reader rows: ``rt`` (ms) the mean over the readings kept.
 
     Args:
         frame: one row per reader x word with the columns ``story``, ``position``, ``reader`` and
-            ``rt`` (ms; 0 or NaN = skipped). Further columns (e.g. ``word``) are per-word values.
+            ``rt`` (ms; 0, NaN, empty, ``NA`` or ``.`` = skipped), named by the arguments of the
+            same names. Further columns (e.g. ``word``) are per-word values.
         min_rt, max_rt: readings outside ``[min_rt, max_rt]`` ms are dropped (None = no bound).
         min_readers: a word with fewer kept readings gets ``rt = 0`` (left out of the ΔLL
             regression, kept in the text).
@@ -53,9 +70,12 @@ def aggregate_readers(
             must hold one value per word.
         source: the file ``frame`` came from; when given, errors are :class:`CorpusDataError`
             naming rows by ``frame.index`` as line numbers.
+        story, position, reader, rt: the frame's names of the four columns (e.g. Provo's
+            ``Text_ID``, ``Word_Number``, ``Participant_ID``, ``IA_FIRST_RUN_DWELL_TIME``).
 
     Returns:
-        DataFrame sorted by story then position: ``story``, ``position``, the ``keep`` columns,
+        DataFrame sorted by story then position: ``story``, ``position`` (these names, whatever
+        the input's), the ``keep`` columns,
         ``rt`` (mean ms, 0 when fewer than ``min_readers``) and ``n_readers`` (readings kept).
 
     Raises:
@@ -64,32 +84,37 @@ def aggregate_readers(
             or the bounds are not numbers with ``min_rt <= max_rt``.
     """
     _check_arguments(min_rt, max_rt, min_readers)
-    missing = [c for c in READER_COLUMNS if c not in frame.columns]
+    names = {"story": story, "position": position, "reader": reader, "rt": rt}
+    missing = [c for c in names.values() if c not in frame.columns]
     if missing:
         _fail(
             source,
             f"lacks the per-reader columns {missing}",
-            f"the columns {list(READER_COLUMNS)} (one row per reader x word, rt in ms)",
+            f"the columns {list(names.values())} (one row per reader x word, rt in ms)",
             f"the columns {list(frame.columns)}",
         )
-    keep = [c for c in frame.columns if c not in READER_COLUMNS] if keep is None else list(keep)
-    unknown = [c for c in keep if c not in frame.columns or c in READER_COLUMNS]
+    own = set(names.values())
+    keep = [c for c in frame.columns if c not in own] if keep is None else list(keep)
+    unknown = [c for c in keep if c not in frame.columns or c in own]
     if unknown:
         raise ValueError(
-            f"`keep` must name per-word columns of the frame other than {list(READER_COLUMNS)}, "
+            f"`keep` must name per-word columns of the frame other than {list(names.values())}, "
             f"got {unknown}; the frame has {list(frame.columns)}"
         )
-    rt = pd.to_numeric(frame["rt"], errors="coerce").astype(float)
-    _check_readings(frame, rt, source)
-    _check_one_reading_per_reader(frame, source)
-    words = _per_word_values(frame, keep, source)
-    kept = rt.notna() & (rt > 0)
-    if min_rt is not None:
-        kept &= rt >= min_rt
-    if max_rt is not None:
-        kept &= rt <= max_rt
-    readings = frame.loc[kept, _KEYS].assign(rt=rt[kept])
-    stats = readings.groupby(_KEYS, sort=False)["rt"].agg(["mean", "size"])
+    clash = [c for c in keep if c in ("story", "position", "rt", "n_readers")]
+    if clash:
+        raise ValueError(
+            f"the per-word columns {clash} would overwrite the output's columns; rename them"
+        )
+    columns = {"story": story, "position": position, "reader": reader} | {c: c for c in keep}
+    work = pd.DataFrame({k: frame[c].to_numpy() for k, c in columns.items()}, index=frame.index)
+    readings = pd.Series(pd.to_numeric(frame[rt], errors="coerce").to_numpy(float), frame.index)
+    _check_readings(frame[rt], readings, rt, source)
+    _check_one_reading_per_reader(work, source)
+    words = _per_word_values(work, keep, source)
+    kept = kept_readings(readings, min_rt=min_rt, max_rt=max_rt).to_numpy()
+    chosen = work.loc[kept, _KEYS].assign(rt=readings.to_numpy()[kept])
+    stats = chosen.groupby(_KEYS)["rt"].agg(["mean", "size"])
     out = words.join(stats, on=_KEYS)
     n = out["size"].fillna(0).astype(np.int64)
     out["rt"] = np.where(n >= min_readers, out["mean"].fillna(0.0), 0.0)
@@ -101,7 +126,7 @@ def aggregate_readers(
 def _check_arguments(min_rt: float | None, max_rt: float | None, min_readers: int) -> None:
     for name, value in (("min_rt", min_rt), ("max_rt", max_rt)):
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value)
+            isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value)
         ):
             raise ValueError(f"`{name}` must be a finite number of ms or None, got {value!r}")
     if min_rt is not None and max_rt is not None and min_rt > max_rt:
@@ -128,16 +153,16 @@ def _fail(source: str | Path | None, problem: str, expected: str, found: str, fi
     )
 
 
-def _check_readings(frame: pd.DataFrame, rt: pd.Series, source: str | Path | None) -> None:
+def _check_readings(raw: pd.Series, rt: pd.Series, column: str, source: str | Path | None) -> None:
     """Readings must be numbers >= 0 or empty (NaN); text that is no number is an error."""
-    raw = frame["rt"]
+    frame = raw.to_frame()
     text = raw.astype(str).str.strip()
     blank = raw.isna() | text.isin(["", "NA", "NaN", "nan", "."])
     not_number = np.flatnonzero((rt.isna() & ~blank).to_numpy() | np.isinf(rt.to_numpy()))
     if len(not_number):
         _fail(
             source,
-            f"column 'rt' has {len(not_number)} readings that are not numbers",
+            f"column {column!r} has {len(not_number)} readings that are not numbers",
             "a reading in ms >= 0, or empty / NA / '.' for a missing reading (a skip)",
             "; ".join(f"{_rows(frame, [i], source)}: {raw.iloc[i]!r}" for i in not_number[:_SHOWN]),
         )
@@ -145,7 +170,7 @@ def _check_readings(frame: pd.DataFrame, rt: pd.Series, source: str | Path | Non
     if len(negative):
         _fail(
             source,
-            f"column 'rt' has {len(negative)} negative readings",
+            f"column {column!r} has {len(negative)} negative readings",
             "a reading in ms >= 0 (0 or missing = skipped)",
             "; ".join(f"{_rows(frame, [i], source)}: {rt.iloc[i]:g}" for i in negative[:_SHOWN]),
         )
