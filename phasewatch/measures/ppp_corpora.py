@@ -15,7 +15,7 @@ are those of :class:`~phasewatch.measures.snapshot.PPPMeasure`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,16 @@ from phasewatch.measures.delta_loglik import PPPResult
 from phasewatch.measures.snapshot import PPP_KEYS, PPP_TOKCTRL_KEYS, PPPMeasure
 from phasewatch.models import ProbeModel
 
-__all__ = ["MEAN_KEYS", "CorporaMean", "CorporaPPP", "check_corpus_key_name", "mean_over_corpora"]
+__all__ = [
+    "MEAN_KEYS",
+    "CorporaMean",
+    "CorporaPPP",
+    "check_corpus_key_name",
+    "check_spillover",
+    "mean_over_corpora",
+    "scalar_keys",
+    "series_keys",
+]
 
 #: Keys of the mean over corpora (several corpora): ΔLL and SE (nats/word), words in all.
 MEAN_KEYS = (keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_SE, keys.PPP_N_WORDS)
@@ -86,14 +95,51 @@ def check_corpus_key_name(name: Any) -> str:
     return name
 
 
+def check_spillover(spillover: Any) -> int | None:
+    """``spillover`` if it is None or an int >= 0; else a ValueError naming the values allowed."""
+    if spillover is not None and (
+        isinstance(spillover, bool) or not isinstance(spillover, int) or spillover < 0
+    ):
+        raise ValueError(
+            f"`spillover` must be None (each corpus's default: 4 self-paced reading, 2 eye "
+            f"tracking) or an int >= 0 (previous words besides the current one; 4 = current + 4 "
+            f"previous), got {spillover!r}"
+        )
+    return spillover
+
+
+def _base_series(control_tokens: bool | str) -> tuple[str, ...]:
+    both = control_tokens == "both"
+    return (keys.PPP_DELTA_LL, *((keys.PPP_DELTA_LL_TOKCTRL,) if both else ()))
+
+
+def series_keys(names: Sequence[str], control_tokens: bool | str) -> tuple[str, ...]:
+    """ΔLL series of a PPP measurement on the corpora ``names``: with several, the mean's
+    (``ppp/delta_ll``…) and then each corpus's (``ppp/<name>/delta_ll``…)."""
+    base = _base_series(control_tokens)
+    if len(names) <= 1:
+        return base
+    return (*base, *(keys.with_prefix(s, n) for n in names for s in base))
+
+
+def scalar_keys(names: Sequence[str], control_tokens: bool | str) -> tuple[str, ...]:
+    """Scalar keys of a PPP measurement on the corpora ``names`` (see :class:`CorporaPPP`)."""
+    own = (*PPP_KEYS, *(PPP_TOKCTRL_KEYS if control_tokens == "both" else ()))
+    if len(names) <= 1:
+        return own
+    mean = (*MEAN_KEYS, *(PPP_TOKCTRL_KEYS if control_tokens == "both" else ()))
+    return (*mean, *(keys.with_prefix(k, n) for n in names for k in own))
+
+
 class CorporaPPP:
     """PPP of a model on one or several reading-time corpora, each with its own spillover.
 
     As input: ``corpora``, a non-empty sequence of :class:`ReadingTimeCorpus` with distinct names;
     ``spillover``: previous words in each regression (None, the default: each corpus's
     ``default_spillover``, 4 for self-paced reading, 2 for eye tracking; an int: the same for
-    all); ``folds``, ``control_tokens``, ``whitespace_correction``, ``batch_size``: as for
-    :class:`PPPMeasure`, applied to every corpus.
+    all; a mapping corpus name → int, the default for a name it lacks); ``folds``,
+    ``control_tokens``, ``whitespace_correction``, ``batch_size``: as for :class:`PPPMeasure`,
+    applied to every corpus.
 
     As output, ``measure(probe, tokenizer) -> (scalars, results)``:
 
@@ -114,7 +160,7 @@ class CorporaPPP:
         self,
         corpora: Sequence[ReadingTimeCorpus],
         *,
-        spillover: int | None = None,
+        spillover: int | Mapping[str, int] | None = None,
         folds: int = 10,
         control_tokens: bool | str = False,
         whitespace_correction: bool = False,
@@ -143,17 +189,21 @@ class CorporaPPP:
         if len(corpora) > 1:
             for name in names:
                 check_corpus_key_name(name)
-        if spillover is not None and (
-            isinstance(spillover, bool) or not isinstance(spillover, int) or spillover < 0
-        ):
-            raise ValueError(
-                f"`spillover` must be None (each corpus's default: 4 self-paced reading, 2 eye "
-                f"tracking) or an int >= 0 (previous words), got {spillover!r}"
-            )
+        if isinstance(spillover, Mapping):
+            spillovers = dict(spillover)
+            unknown = sorted(set(spillovers) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"`spillover` names corpora {unknown} that are not in `corpora` {names}"
+                )
+        else:
+            spillovers = dict.fromkeys(names, spillover)
+        for value in spillovers.values():
+            check_spillover(value)
         self.measures = {
             corpus.name: PPPMeasure(
                 corpus,
-                spillover=spillover,
+                spillover=spillovers.get(corpus.name),
                 folds=folds,
                 control_tokens=control_tokens,
                 whitespace_correction=whitespace_correction,
@@ -179,25 +229,17 @@ class CorporaPPP:
 
     @property
     def _base_series(self) -> tuple[str, ...]:
-        both = self.control_tokens == "both"
-        return (keys.PPP_DELTA_LL, *((keys.PPP_DELTA_LL_TOKCTRL,) if both else ()))
+        return _base_series(self.control_tokens)
 
     @property
     def series(self) -> tuple[str, ...]:
         """ΔLL series keys in ``results``: the mean's, then each corpus's (several corpora)."""
-        if not self.several:
-            return self._base_series
-        per_corpus = [keys.with_prefix(s, n) for n in self.names for s in self._base_series]
-        return (*self._base_series, *per_corpus)
+        return series_keys(self.names, self.control_tokens)
 
     @property
     def scalar_keys(self) -> tuple[str, ...]:
         """Every scalar key ``measure`` returns."""
-        own = (*PPP_KEYS, *(PPP_TOKCTRL_KEYS if self.control_tokens == "both" else ()))
-        if not self.several:
-            return own
-        mean = (*MEAN_KEYS, *(PPP_TOKCTRL_KEYS if self.control_tokens == "both" else ()))
-        return (*mean, *(keys.with_prefix(k, n) for n in self.names for k in own))
+        return scalar_keys(self.names, self.control_tokens)
 
     def measure(
         self, probe: ProbeModel, tokenizer: Any
