@@ -25,7 +25,13 @@ from phasewatch.corpora.registry import (
     registered_corpora,
 )
 from phasewatch.corpora.resolve import data_file, data_files
-from phasewatch.corpora.schema import ReadingTimeCorpus
+from phasewatch.corpora.schema import (
+    EYE_TRACKING_MEASURES,
+    FIRST_FIXATION_DURATION,
+    FIRST_PASS_GAZE_DURATION,
+    TOTAL_READING_TIME,
+    ReadingTimeCorpus,
+)
 from phasewatch.corpora.tsv import load_tsv
 
 register_corpus(
@@ -66,8 +72,12 @@ def load(
 
 
 __all__ = [
+    "EYE_TRACKING_MEASURES",
+    "FIRST_FIXATION_DURATION",
+    "FIRST_PASS_GAZE_DURATION",
     "NATURAL_STORIES_BOUNDS_MS",
     "READING_TIMES",
+    "TOTAL_READING_TIME",
     "TRAINING_TEXT",
     "CorpusDataError",
     "CorpusEntry",

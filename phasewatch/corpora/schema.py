@@ -17,6 +17,16 @@ READER_COLUMNS = ("story", "position", "reader", "rt")
 #: of the 4 previous words, eye tracking of 2.
 SPILLOVER_BY_MEASURE = {"self-paced reading": 4, "eye tracking": 2}
 
+#: Eye-tracking measures by name (``measure=``); all of kind "eye tracking" (spillover 2). Durations
+#: in ms; a word the reader skipped has none (0 or missing). Provo / MECO columns: first-pass gaze
+#: duration = ``IA_FIRST_RUN_DWELL_TIME`` / ``firstrun.dur`` (the measure Aoyama & Wilcox, 2025,
+#: use), first fixation = ``IA_FIRST_FIXATION_DURATION`` / ``firstfix.dur``, total reading time
+#: = ``IA_DWELL_TIME`` / ``dur``.
+FIRST_PASS_GAZE_DURATION = "eye tracking: first-pass gaze duration"
+FIRST_FIXATION_DURATION = "eye tracking: first fixation duration"
+TOTAL_READING_TIME = "eye tracking: total reading time"
+EYE_TRACKING_MEASURES = (FIRST_PASS_GAZE_DURATION, FIRST_FIXATION_DURATION, TOTAL_READING_TIME)
+
 
 def measure_kind(measure: str) -> str:
     """The kind of a reading measure: its text before ``:``, lowercased, ``-`` read as a space.

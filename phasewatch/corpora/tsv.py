@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from phasewatch.corpora.errors import CorpusDataError
-from phasewatch.corpora.schema import ReadingTimeCorpus
+from phasewatch.corpora.readers import aggregate_readers, kept_readings
+from phasewatch.corpora.schema import DEPENDENCY_COLUMNS, ReadingTimeCorpus
 
 _SHOWN_ROWS = 5
 
@@ -231,8 +232,17 @@ def load_tsv(
     measure: str = "self-paced reading",
     default_spillover: int | None = None,
     encoding: str = "utf-8",
+    reader: str | None = None,
+    min_rt: float | None = None,
+    max_rt: float | None = None,
+    min_readers: int = 1,
+    frequency: str | None = None,
+    frequency_is_log: bool = False,
+    head: str | None = None,
+    relation: str | None = None,
+    language: str = "en",
 ) -> ReadingTimeCorpus:
-    """Load your own reading-time corpus from a table with one row per displayed word.
+    """Load your own reading-time corpus: one row per displayed word, or per reader x word.
 
     Args:
         path: the table (TSV by default; ``sep=","`` for CSV; ``sep`` is one character). Quoting
@@ -246,60 +256,232 @@ def load_tsv(
         n_readers: optional column with the number of readers behind each ``rt``.
         name: corpus name; defaults to the file name without extension.
         license, citation, measure: carried with the corpus. ``measure`` names the reading
-            measure, kind first: ``"self-paced reading"`` or ``"eye tracking: <measure>"``.
+            measure, kind first: ``"self-paced reading"`` or an eye-tracking measure of
+            :data:`~phasewatch.corpora.schema.EYE_TRACKING_MEASURES` (``"eye tracking:
+            first-pass gaze duration"``, ``"... first fixation duration"``, ``"... total reading
+            time"``).
         default_spillover: previous words in the ΔLL regression for this corpus; by default from
             the measure's kind (self-paced reading 4, eye tracking 2; see
             :class:`ReadingTimeCorpus`).
         encoding: the file's text encoding (UTF-8 by default; e.g. ``"latin-1"``).
+        reader: a column of reader ids: the table has one row per reader x word and is
+            aggregated to per-word means by :func:`~phasewatch.corpora.readers.aggregate_readers`
+            with ``min_rt``, ``max_rt`` (ms, None = no bound) and ``min_readers``. A reading
+            may be empty, ``NA`` or ``.`` (missing); missing and 0 are skips, left out of the
+            mean. The rows are kept on ``corpus.readers`` (with a ``kept`` column saying which
+            entered the mean, and the table's other columns); ``n_readers`` counts the kept
+            readings. The word (and frequency, head, relation) must agree across readers.
+        frequency: a column of the corpus's own word frequencies, raw (a count, per-million or
+            probability, > 0) unless ``frequency_is_log``. It becomes ``log_freq`` = ln(frequency)
+            (or the column as given), the ΔLL baseline in place of ``wordfreq``.
+        head, relation: columns of the corpus's dependency arcs (given together): the head
+            word's position in the same story (0 = root) and the relation label. They become
+            ``corpus.dependencies``, which the syntactic score reads.
+        language: the text's language, an ISO 639-1 code (``"de"``); ``wordfreq`` frequencies
+            are looked up in it when the table has no frequency column.
 
     Returns:
         A :class:`ReadingTimeCorpus` sorted by story then position; further columns are kept
-        (numeric where every value is a number).
+        (numeric where every value is a number) on the per-word frame, or, with ``reader``,
+        on ``corpus.readers``.
 
     Raises:
         CorpusDataError: the file is missing, not in ``encoding``, or unparsable (a row with
             another number of fields than the header), a named column is absent, a value is not
-            a number, a reading time is negative, a word is empty, or positions are not 1..n per
-            story (a repeat, a gap, a position below 1). The message names the file's line
-            numbers (blank lines counted) of the first offending rows.
-        ValueError: ``default_spillover`` is not given and the measure's kind has no default.
+            a number, a reading time is negative, a word is empty, positions are not 1..n per
+            story (a repeat, a gap, a position below 1), a frequency is not > 0, a head lies
+            outside its story or is the word itself, a relation is empty, or a per-word value
+            differs between readers. The message names the column and the file's line numbers
+            (blank lines counted) of the first offending rows.
+        ValueError: an argument is inconsistent (``head`` without ``relation``, ``n_readers``
+            with ``reader``, bounds), or ``default_spillover`` is not given and the measure's
+            kind has no default.
     """
     path = Path(path)
+    _check_load_arguments(reader, n_readers, head, relation, frequency_is_log, frequency)
     names = {"story": story, "position": position, "word": word, "rt": rt}
-    if n_readers is not None:
-        names["n_readers"] = n_readers
-    raw = read_tsv(path, list(names.values()), sep=sep, encoding=encoding)
-    empty = np.flatnonzero(raw[word].str.len().to_numpy() == 0)
-    if len(empty):
-        raise CorpusDataError(
-            path,
-            f"column {word!r} (argument word=) has {len(empty)} empty words",
-            expected="a non-empty displayed word in every row",
-            found=", ".join(f"line {raw.index[i]}" for i in empty[:_SHOWN_ROWS]),
-        )
+    optional = {
+        "n_readers": n_readers,
+        "reader": reader,
+        "frequency": frequency,
+        "head": head,
+        "relation": relation,
+    }
+    names |= {k: v for k, v in optional.items() if v is not None}
+    raw = read_tsv(path, list(dict.fromkeys(names.values())), sep=sep, encoding=encoding)
+    _check_not_empty(raw, word, "word", path)
     frame = pd.DataFrame(
         {
             "story": _story_ids(raw[story]),
             "position": numeric_column(raw, position, path, integer=True),
             "word": raw[word],
-            "rt": numeric_column(raw, rt, path),
         }
     )
-    check_reading_times(frame["rt"], rt, path)
-    if n_readers is not None:
-        frame["n_readers"] = numeric_column(raw, n_readers, path, integer=True)
-    for column in raw.columns.difference(list(names.values()), sort=False):
-        converted = pd.to_numeric(raw[column], errors="coerce")
-        kept = f"{column}_raw" if column in frame.columns else column  # e.g. an unused "rt"
-        frame[kept] = converted if converted.notna().all() else raw[column]
+    if frequency is not None:
+        frame["log_freq"] = _log_frequency_column(raw, frequency, frequency_is_log, path)
+    if head is not None:
+        frame["head_position"] = _head_column(raw, head, frame, path)
+        _check_not_empty(raw, relation, "relation", path)
+        frame["relation"] = raw[relation]
+    extra = [c for c in raw.columns if c not in names.values()]
+    readers = None
+    if reader is None:
+        frame["rt"] = numeric_column(raw, rt, path)
+        check_reading_times(frame["rt"], rt, path)
+        if n_readers is not None:
+            frame["n_readers"] = numeric_column(raw, n_readers, path, integer=True)
+        _keep_columns(frame, raw, extra)
+    else:
+        frame, readers = _aggregate(
+            frame, raw, reader, rt, extra, path, min_rt, max_rt, min_readers
+        )
     check_positions(frame, path)
     frame = frame.sort_values(["story", "position"], kind="stable").reset_index(drop=True)
+    dependencies = None
+    if head is not None:
+        dependencies = frame[list(DEPENDENCY_COLUMNS)].copy()
+        frame = frame.drop(columns=["head_position", "relation"])
+    extras = {"path": str(path)}
+    if reader is not None:
+        extras["aggregation"] = {"min_rt": min_rt, "max_rt": max_rt, "min_readers": min_readers}
     return ReadingTimeCorpus(
         name=name or path.stem,
         frame=frame,
         license=license,
         citation=citation,
         measure=measure,
-        extras={"path": str(path)},
+        extras=extras,
         default_spillover=default_spillover,
+        dependencies=dependencies,
+        language=language,
+        readers=readers,
     )
+
+
+def _check_load_arguments(
+    reader: str | None,
+    n_readers: str | None,
+    head: str | None,
+    relation: str | None,
+    frequency_is_log: bool,
+    frequency: str | None,
+) -> None:
+    if (head is None) != (relation is None):
+        raise ValueError(
+            "dependency arcs need both `head=` (the head word's position, 0 = root) and "
+            f"`relation=` (the relation label) columns; got head={head!r}, relation={relation!r}"
+        )
+    if reader is not None and n_readers is not None:
+        raise ValueError(
+            f"with `reader={reader!r}` the readers behind each word are counted from the rows; "
+            f"drop `n_readers={n_readers!r}`"
+        )
+    if frequency_is_log and frequency is None:
+        raise ValueError("`frequency_is_log=True` needs `frequency=`, the frequency column")
+
+
+def _check_not_empty(raw: pd.DataFrame, column: str, argument: str, path: Path) -> None:
+    empty = np.flatnonzero(raw[column].str.len().to_numpy() == 0)
+    if len(empty):
+        raise CorpusDataError(
+            path,
+            f"column {column!r} (argument {argument}=) has {len(empty)} empty {argument}s",
+            expected=f"a non-empty {argument} in every row",
+            found=", ".join(f"line {raw.index[i]}" for i in empty[:_SHOWN_ROWS]),
+        )
+
+
+def _log_frequency_column(raw: pd.DataFrame, column: str, is_log: bool, path: Path) -> pd.Series:
+    """``ln(frequency)``, or the column itself when it already holds log frequencies."""
+    values = numeric_column(raw, column, path)
+    if is_log:
+        return values
+    bad = np.flatnonzero(values.to_numpy() <= 0)
+    if len(bad):
+        raise CorpusDataError(
+            path,
+            f"column {column!r} (argument frequency=) has {len(bad)} frequencies that are not > 0",
+            expected="a raw frequency > 0 in every row (count, per-million or probability); its "
+            "natural log is the baseline",
+            found="; ".join(
+                f"line {values.index[i]}: {values.iloc[i]:g}" for i in bad[:_SHOWN_ROWS]
+            ),
+            fix="smooth the counts (e.g. add 1 to every count), or pass a log-frequency column "
+            "with frequency_is_log=True",
+        )
+    return np.log(values)
+
+
+def _head_column(raw: pd.DataFrame, column: str, frame: pd.DataFrame, path: Path) -> pd.Series:
+    """Head positions: integers, 0 (root) or a position of the same story, never the word."""
+    heads = numeric_column(raw, column, path, integer=True)
+    length = frame.groupby("story")["position"].transform("max")
+    bad = np.flatnonzero(((heads < 0) | (heads > length) | (heads == frame["position"])).to_numpy())
+    if len(bad):
+        raise CorpusDataError(
+            path,
+            f"column {column!r} (argument head=) has {len(bad)} heads outside their story or on "
+            "the word itself",
+            expected="the head word's position in the same story (1..story length), 0 = root, "
+            "never the word's own position",
+            found="; ".join(
+                f"line {heads.index[i]}: story {frame['story'].tolist()[i]!r}, position "
+                f"{frame['position'].iloc[i]}, head {heads.iloc[i]} (story length "
+                f"{length.iloc[i]})"
+                for i in bad[:_SHOWN_ROWS]
+            ),
+        )
+    return heads
+
+
+def _keep_columns(frame: pd.DataFrame, raw: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Add ``raw``'s ``columns`` to ``frame`` (numeric where every value is a number)."""
+    for column in columns:
+        converted = pd.to_numeric(raw[column], errors="coerce")
+        kept = f"{column}_raw" if column in frame.columns else column  # e.g. an unused "rt"
+        frame[kept] = converted if converted.notna().all() else raw[column]
+
+
+def _aggregate(
+    frame: pd.DataFrame,
+    raw: pd.DataFrame,
+    reader: str,
+    rt: str,
+    extra: Sequence[str],
+    path: Path,
+    min_rt: float | None,
+    max_rt: float | None,
+    min_readers: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-word means of per-reader rows (indexed by each word's first line), and the rows."""
+    per_word = [c for c in frame.columns if c not in ("story", "position")]
+    # the file's own names, so that errors name the file's columns
+    reader_name = reader if reader not in frame.columns else "reader"
+    rt_name = rt if rt not in (*frame.columns, reader_name) else "rt"
+    rows = frame.assign(**{reader_name: raw[reader], rt_name: raw[rt]})
+    words = aggregate_readers(
+        rows,
+        min_rt=min_rt,
+        max_rt=max_rt,
+        min_readers=min_readers,
+        keep=per_word,
+        source=path,
+        reader=reader_name,
+        rt=rt_name,
+    )
+    first_line = rows.reset_index().groupby(["story", "position"])["line"].min()
+    at = pd.MultiIndex.from_frame(words[["story", "position"]])
+    words.index = pd.Index(first_line.reindex(at).to_numpy(), name="line")
+    readings = pd.to_numeric(raw[rt], errors="coerce").astype(float)
+    readers = pd.DataFrame(
+        {
+            "story": frame["story"],
+            "position": frame["position"],
+            "reader": raw[reader],
+            "rt": readings.fillna(0.0),
+            "kept": kept_readings(readings, min_rt=min_rt, max_rt=max_rt),
+        }
+    )
+    _keep_columns(readers, raw, extra)
+    readers = readers.sort_values(["story", "position", "reader"], kind="stable")
+    return words, readers.reset_index(drop=True)
