@@ -123,6 +123,11 @@ def aggregate_readers(
     return out.sort_values(_KEYS, kind="stable").reset_index(drop=True)
 
 
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds (``1``, not ``np.int64(1)``, in messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _check_arguments(min_rt: float | None, max_rt: float | None, min_readers: int) -> None:
     for name, value in (("min_rt", min_rt), ("max_rt", max_rt)):
         if value is not None and (
@@ -185,8 +190,8 @@ def _check_one_reading_per_reader(frame: pd.DataFrame, source: str | Path | None
             f"has {int(repeated.sum())} rows where one reader reads one word twice",
             "one row per (story, position, reader)",
             "; ".join(
-                f"{_rows(frame, [i], source)}: story {frame['story'].iloc[i]!r}, position "
-                f"{frame['position'].iloc[i]}, reader {frame['reader'].iloc[i]!r}"
+                f"{_rows(frame, [i], source)}: story {frame['story'].tolist()[i]!r}, position "
+                f"{frame['position'].iloc[i]}, reader {frame['reader'].tolist()[i]!r}"
                 for i in at[:_SHOWN]
             ),
             "keep one reading per reader and word (e.g. first-pass or summed durations)",
@@ -207,7 +212,9 @@ def _per_word_values(
                 rows = grouped.indices[key]
                 values = list(dict.fromkeys(frame[column].iloc[rows].tolist()))
                 where = _rows(frame, rows, source)
-                problems.append(f"story {key[0]!r}, position {key[1]}: {values[:3]} ({where})")
+                problems.append(
+                    f"story {_plain(key[0])!r}, position {key[1]}: {values[:3]} ({where})"
+                )
             _fail(
                 source,
                 f"column {column!r} differs between readers of {len(differing)} words",
