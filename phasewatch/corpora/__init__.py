@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from phasewatch.corpora import naturalstories
+from phasewatch.corpora import brown, naturalstories, provo, ucl
 from phasewatch.corpora.download import cache_root, fetch
 from phasewatch.corpora.errors import CorpusDataError
 from phasewatch.corpora.readers import NATURAL_STORIES_BOUNDS_MS, aggregate_readers
@@ -49,6 +49,36 @@ register_corpus(
     language="en",
     manifest=True,
     description="25 public-domain English novels, the demo's training text",
+)
+# Public corpora in their upstream layout: not bundled, no manifest, never downloaded; their
+# files go in $PHASEWATCH_DATA/<name>/ (docs/corpora-recipes.md).
+register_corpus(
+    provo.NAME,
+    provo.load,
+    measure="eye tracking: first-pass gaze duration",
+    language="en",
+    description="Provo Corpus, eye tracking, 55 passages (CC BY 4.0); files from OSF",
+)
+register_corpus(
+    ucl.NAME,
+    ucl.load,
+    measure="eye tracking: first-pass gaze duration",
+    language="en",
+    description="UCL corpus (Frank et al. 2013), eye tracking, 205 sentences",
+)
+register_corpus(
+    ucl.SPR_NAME,
+    ucl.load_spr,
+    measure="self-paced reading",
+    language="en",
+    description="UCL corpus (Frank et al. 2013), self-paced reading, 361 sentences",
+)
+register_corpus(
+    brown.NAME,
+    brown.load,
+    measure="self-paced reading",
+    language="en",
+    description="Brown self-paced reading corpus (Smith & Levy 2013)",
 )
 
 
