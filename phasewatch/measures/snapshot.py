@@ -71,7 +71,8 @@ class PPPMeasure:
                 f"`control_tokens` can be False, True or 'both', got {control_tokens!r}"
             )
         frame = corpus.frame if isinstance(corpus, ReadingTimeCorpus) else corpus
-        self.frame = add_baseline_columns(frame)
+        language = corpus.language if isinstance(corpus, ReadingTimeCorpus) else "en"
+        self.frame = add_baseline_columns(frame, lang=language)  # a corpus's log_freq: as is
         if spillover is None:  # the corpus's own (4 for self-paced reading, 2 for eye tracking)
             spillover = corpus.default_spillover if isinstance(corpus, ReadingTimeCorpus) else 4
         self.spillover, self.folds = int(spillover), int(folds)
