@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import shutil
+import sys
 from pathlib import Path
 from statistics import mean
 
 import pytest
 
 import phasewatch.corpora as corpora
-from phasewatch.corpora import CorpusDataError, brown, provo, ucl
+from phasewatch.corpora import CorpusDataError, brown, geco, provo, ucl
 from phasewatch.corpora.schema import READER_COLUMNS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -275,11 +276,83 @@ def test_brown_gap_in_positions_is_an_error(tmp_path):
         brown.load(data_dir=folder)
 
 
+# --- GECO ------------------------------------------------------------------------------------
+
+
+def geco_independent_means(path: Path, column: str) -> dict[tuple[int, int], tuple[float, int]]:
+    """Per (part, place in part) mean of the non-'.' readings > 0, straight from the workbook."""
+    openpyxl = pytest.importorskip("openpyxl")
+    rows = list(openpyxl.load_workbook(path).worksheets[0].iter_rows(values_only=True))
+    data = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    places = sorted({(r["PART"], r["TRIAL"], r["WORD_ID_WITHIN_TRIAL"]) for r in data})
+    rank = {}
+    for part, trial, within in places:
+        rank[(part, trial, within)] = sum(1 for p, *_ in rank if p == part) + 1
+    readings: dict[tuple[int, int], list[float]] = {}
+    for r in data:
+        key = (r["PART"], rank[(r["PART"], r["TRIAL"], r["WORD_ID_WITHIN_TRIAL"])])
+        readings.setdefault(key, [])
+        if r[column] != "." and r[column] > 0:
+            readings[key].append(float(r[column]))
+    return {k: (mean(v) if v else 0.0, len(v)) for k, v in readings.items()}
+
+
+@pytest.mark.parametrize("measure", list(geco.MEASURES))
+def test_geco_means_match_an_independent_computation(measure):
+    corpus = geco.load(data_dir=FIXTURES, measure=measure)
+    path = FIXTURES / "geco" / "MonolingualReadingData.xlsx"
+    assert_same(by_word(corpus), geco_independent_means(path, geco.MEASURES[measure]))
+    assert corpus.measure == f"eye tracking: {measure}" and corpus.language == "en"
+
+
+def test_geco_hand_computed_places_and_skips():
+    corpus = geco.load(data_dir=FIXTURES)
+    got = by_word(corpus)
+    assert got[(1, 6)] == (330.0, 3)  # 'John', first word of the part's second screen
+    assert got[(1, 7)] == (350.0, 2)  # reader pp01 did not fixate it ('.'): (340 + 360) / 2
+    assert got[(2, 2)] == (0.0, 0)  # nobody fixated 'smiled.'
+    assert corpus.texts[1] == "It was a fine morning. John had gone out early."
+    assert corpus.texts[2] == "Poirot smiled."  # part 2 starts at position 1 (its trial is 7)
+
+
+def test_geco_dutch_readers_are_dutch_text():
+    corpus = corpora.load("geco-nl", data_dir=FIXTURES)
+    assert corpus.language == "nl" and corpus.name == "geco-nl"
+    assert corpus.texts[1] == "Het was een mooie ochtend."
+    with pytest.raises(ValueError, match=r"`group` must be one of \['monolingual'"):
+        geco.load(data_dir=FIXTURES, group="dutch")
+
+
+def test_geco_without_openpyxl_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openpyxl", None)
+    with pytest.raises(ImportError, match=r"pip install 'phasewatch\[corpora\]'"):
+        geco.load(data_dir=FIXTURES)
+
+
+def test_geco_missing_column_names_it(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    folder = copy_fixture(tmp_path, "geco")
+    path = folder / "MonolingualReadingData.xlsx"
+    book = openpyxl.load_workbook(path)
+    header = next(book.worksheets[0].iter_rows(min_row=1, max_row=1))
+    next(c for c in header if c.value == "WORD_GAZE_DURATION").value = "GAZE"
+    book.save(path)
+    with pytest.raises(CorpusDataError, match=r"lacks the columns \['WORD_GAZE_DURATION'\]"):
+        geco.load(data_dir=folder)
+
+
+def test_geco_not_a_workbook_is_a_clear_error(tmp_path):
+    (tmp_path / "MonolingualReadingData.xlsx").write_text("PP_NR,PART\n")
+    with pytest.raises(CorpusDataError, match="is not an Excel workbook"):
+        geco.load(data_dir=tmp_path)
+
+
 # --- Registry --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("name", "spillover"), [("provo", 2), ("ucl", 2), ("ucl-spr", 4), ("brown", 4)]
+    ("name", "spillover"),
+    [("provo", 2), ("ucl", 2), ("ucl-spr", 4), ("brown", 4), ("geco", 2), ("geco-nl", 2)],
 )
 def test_upstream_corpora_are_registered_without_a_manifest(name, spillover):
     entry = corpora.corpus_entry(name)

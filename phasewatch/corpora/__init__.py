@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from phasewatch.corpora import brown, naturalstories, provo, ucl
+from phasewatch.corpora import brown, geco, naturalstories, provo, ucl
 from phasewatch.corpora.download import cache_root, fetch
 from phasewatch.corpora.errors import CorpusDataError
 from phasewatch.corpora.readers import NATURAL_STORIES_BOUNDS_MS, aggregate_readers
@@ -79,6 +79,20 @@ register_corpus(
     measure="self-paced reading",
     language="en",
     description="Brown self-paced reading corpus (Smith & Levy 2013)",
+)
+register_corpus(
+    geco.NAME,
+    geco.load,
+    measure="eye tracking: first-pass gaze duration",
+    language="en",
+    description="GECO, eye tracking, a novel read in English (needs openpyxl)",
+)
+register_corpus(
+    geco.DUTCH_NAME,
+    geco.load_dutch,
+    measure="eye tracking: first-pass gaze duration",
+    language="nl",
+    description="GECO, eye tracking, the novel read in Dutch by bilinguals (needs openpyxl)",
 )
 
 
