@@ -11,10 +11,17 @@ from phasewatch import keys
 from phasewatch.callbacks._args import int_arg, optional_str_arg
 from phasewatch.callbacks._resolve import check_token_id, resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor, log
-from phasewatch.corpora import ReadingTimeCorpus, load
+from phasewatch.corpora import READING_TIMES, ReadingTimeCorpus, corpus_entry, load
 from phasewatch.measures.delta_loglik import spillover_meaning
 from phasewatch.measures.paired import PairedPeakTest
-from phasewatch.measures.snapshot import CONTROL_TOKENS, PPP_KEYS, PPP_TOKCTRL_KEYS, PPPMeasure
+from phasewatch.measures.ppp_corpora import (
+    CorporaPPP,
+    check_corpus_key_name,
+    check_spillover,
+    scalar_keys,
+    series_keys,
+)
+from phasewatch.measures.snapshot import CONTROL_TOKENS
 
 #: Version of this monitor's saved state. 1 (phasewatch 0.1): ``spillover`` counted the current
 #: word (S = current + S − 1 previous); 2: ``spillover`` counts previous words, paired state kept.
@@ -30,7 +37,7 @@ class PPPMonitor(PhasewatchMonitor):
     surprisal, in ``folds``-fold cross-validation (fold ids fixed per word, so checkpoints are
     compared on the same folds).
 
-    Logs:
+    Logs (one corpus):
         ``ppp/delta_ll``: ΔLL, nats per word (held-out, mean over words);
         ``ppp/delta_ll_se``: its standard error (nats/word);
         ``ppp/surprisal_coef``: fitted coefficient of the current word's surprisal (ms per bit);
@@ -45,13 +52,27 @@ class PPPMonitor(PhasewatchMonitor):
         with ``control_tokens="both"`` also ``ppp/delta_ll_tokctrl`` (± ``_se``) and its paired
         ``ppp/decline_since_best_tokctrl`` / ``ppp/rise_before_best_tokctrl`` (± ``_se``).
 
+    Logs (several corpora, ``corpora=[...]``; :class:`~phasewatch.measures.ppp_corpora.CorporaPPP`):
+        every key above per corpus as ``ppp/<corpus>/…`` (``ppp/naturalstories/delta_ll`` …,
+        each corpus with its own spillover and its own paired test), and the mean over corpora:
+        ``ppp/delta_ll`` = (1/K) Σ_k ΔLL_k ± ``ppp/delta_ll_se`` = √(Σ_k SE_k²)/K (nats/word;
+        corpora independent), ``ppp/n_words`` (words in all) and the mean's paired
+        ``ppp/decline_since_best`` / ``ppp/rise_before_best`` (± ``_se``): best = the evaluation
+        with the best mean, decline = mean over corpora of each corpus's paired difference.
+        :class:`PeakMonitor` and the report use the mean unless given a per-corpus key.
+
     Args:
-        corpus: name of a bundled corpus (default ``"naturalstories"``) or a ``ReadingTimeCorpus``.
+        corpus: one corpus: a registered name (default ``"naturalstories"``) or a
+            ``ReadingTimeCorpus``.
+        corpora: several corpora (names or ``ReadingTimeCorpus`` objects, distinct names of
+            letters, digits, ``_``, ``-``), instead of ``corpus``; giving both raises.
         data_dir: where the corpus files are (default ``$PHASEWATCH_DATA``, else the user cache).
         spillover: previous words whose predictors enter the regression besides the current
             word's: 4 = current + 4 previous words, the paper's choice for self-paced reading; 2
-            for eye tracking. Default: the corpus's ``default_spillover`` (4 for the bundled
-            Natural Stories). Before phasewatch 0.2 it counted the current word.
+            for eye tracking. Default None: each corpus's own by its measure type (a
+            ``ReadingTimeCorpus``'s ``default_spillover``; for a name, its registry entry's: 4
+            for the bundled Natural Stories); an int applies to every corpus. Before phasewatch
+            0.2 it counted the current word.
         folds: cross-validation folds.
         control_tokens: ``False``; ``True`` adds subword tokens per word (and lags) to the
             baseline of ``ppp/delta_ll``; ``"both"`` logs ``ppp/delta_ll`` without and
@@ -77,8 +98,9 @@ class PPPMonitor(PhasewatchMonitor):
 
     def __init__(
         self,
-        corpus: Any = "naturalstories",
+        corpus: Any = None,
         *,
+        corpora: Sequence[Any] | None = None,
         data_dir: str | None = None,
         spillover: int | None = None,
         folds: int = 10,
@@ -106,13 +128,8 @@ class PPPMonitor(PhasewatchMonitor):
             on_validation=on_validation,
             strict=strict,
         )
-        if spillover is None:
-            spillover = corpus.default_spillover if isinstance(corpus, ReadingTimeCorpus) else 4
-        if isinstance(spillover, bool) or not isinstance(spillover, int) or spillover < 0:
-            raise ValueError(
-                f"`spillover` must be an int >= 0 (previous words besides the current one; 4 = "
-                f"current + 4 previous), got {spillover!r}"
-            )
+        items = _corpus_items(corpus, corpora)
+        check_spillover(spillover)
         if control_tokens not in CONTROL_TOKENS:
             raise ValueError(
                 f"`control_tokens` can be False, True or 'both', got {control_tokens!r}"
@@ -130,14 +147,19 @@ class PPPMonitor(PhasewatchMonitor):
                 f"`prefix` must be None or a non-empty name of letters, digits, '_' or '-' "
                 f"(keys become ppp/<prefix>/delta_ll), got {prefix!r}"
             )
-        if not isinstance(corpus, (str, ReadingTimeCorpus)):
-            raise TypeError(
-                f"`corpus` must be a corpus name such as 'naturalstories' or a ReadingTimeCorpus, "
-                f"got {type(corpus).__name__}"
-            )
-        self.corpus = corpus
+        #: the corpora (names or ReadingTimeCorpus objects), in the order given
+        self.corpora = items
+        #: corpus name → previous words in its regression
+        self.spillovers = {
+            _name(item): int(spillover if spillover is not None else _default_spillover(item))
+            for item in items
+        }
+        #: the one corpus (None with several)
+        self.corpus = items[0] if len(items) == 1 else None
+        shared = set(self.spillovers.values())
+        #: the spillover of every corpus when they share one, else None (see ``spillovers``)
+        self.spillover = shared.pop() if len(shared) == 1 else None
         self.data_dir = data_dir
-        self.spillover = int(spillover)
         self.folds = int(folds)
         self.control_tokens = control_tokens
         self.whitespace_correction = bool(whitespace_correction)
@@ -150,16 +172,15 @@ class PPPMonitor(PhasewatchMonitor):
         self.bos_token_id = bos_token_id
         self.prefix = prefix
         self._text_tokenizer = None
-        self._measure: PPPMeasure | None = None
+        self._measure: CorporaPPP | None = None
         self.last_result = None
         # rank zero's per-word ΔLL of the first and best evaluation, per ΔLL series
         self._paired = PairedPeakTest()
         self.produces = tuple(
             self.key(k)
             for k in (
-                *PPP_KEYS,
-                *(PPP_TOKCTRL_KEYS if control_tokens == "both" else ()),
-                *(k for series in self._series for k in keys.PAIRED_KEYS[series]),
+                *scalar_keys(self.corpus_names, control_tokens),
+                *(k for series in self._series for k in keys.paired_keys(series)),
             )
         )
 
@@ -169,29 +190,37 @@ class PPPMonitor(PhasewatchMonitor):
 
     @property
     def _series(self) -> tuple[str, ...]:
-        if self.control_tokens == "both":
-            return (keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_TOKCTRL)
-        return (keys.PPP_DELTA_LL,)
+        return series_keys(self.corpus_names, self.control_tokens)
 
     @property
     def series(self) -> tuple[str, ...]:
-        """The ΔLL series this monitor logs: ``ppp/delta_ll`` and, with "both", the controlled
-        (with this monitor's ``prefix``)."""
+        """The ΔLL series this monitor logs (with its ``prefix``): ``ppp/delta_ll`` and, with
+        "both", the controlled; with several corpora these are the means, then each corpus's."""
         return tuple(self.key(k) for k in self._series)
 
     @property
+    def corpus_names(self) -> tuple[str, ...]:
+        return tuple(_name(item) for item in self.corpora)
+
+    @property
     def corpus_name(self) -> str:
-        return self.corpus if isinstance(self.corpus, str) else self.corpus.name
+        """The corpus's name; several corpora joined by `` + ``."""
+        return " + ".join(self.corpus_names)
 
     @property
     def state_key(self) -> str:
         named = {} if self.prefix is None else {"prefix": self.prefix}
+        if len(self.corpora) > 1:  # every corpus with its spillover
+            return self._generate_state_key(corpora=self.spillovers, folds=self.folds, **named)
         return self._generate_state_key(
             corpus=self.corpus_name, spillover_previous=self.spillover, folds=self.folds, **named
         )
 
-    def _format1_state_key(self) -> str:
-        """The key phasewatch 0.1 saved this monitor's state under (spillover counted the word)."""
+    def _format1_state_key(self) -> str | None:
+        """The key phasewatch 0.1 saved this monitor's state under (spillover counted the word);
+        None with several corpora, which 0.1 did not have."""
+        if len(self.corpora) > 1:
+            return None
         return self._generate_state_key(
             corpus=self.corpus_name, spillover=self.spillover + 1, folds=self.folds
         )
@@ -203,11 +232,24 @@ class PPPMonitor(PhasewatchMonitor):
         return (*base, "n_tokens") if self.control_tokens is True else base
 
     def describe(self) -> dict:
+        if len(self.corpora) > 1:
+            corpora = {
+                "corpus": self.corpus_name,
+                "corpora": list(self.corpus_names),
+                "spillover": dict(self.spillovers),
+                "spillover_meaning": {n: spillover_meaning(s) for n, s in self.spillovers.items()},
+                "aggregate": "ppp/delta_ll = mean over corpora of ppp/<corpus>/delta_ll; "
+                "SE = sqrt(sum of SE_k^2) / K (corpora independent)",
+            }
+        else:
+            corpora = {
+                "corpus": self.corpus_name,
+                "spillover": self.spillover,
+                "spillover_meaning": spillover_meaning(self.spillover),
+            }
         return {
             **({} if self.prefix is None else {"prefix": self.prefix}),
-            "corpus": self.corpus_name,
-            "spillover": self.spillover,
-            "spillover_meaning": spillover_meaning(self.spillover),
+            **corpora,
             "folds": self.folds,
             "baseline": list(self.baseline),
             "control_tokens": self.control_tokens,
@@ -218,12 +260,12 @@ class PPPMonitor(PhasewatchMonitor):
     def resolve(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Load the corpus, find the model and the tokenizer (at fit start, rank zero)."""
         if self._measure is None:
-            corpus = self.corpus
-            if isinstance(corpus, str):
-                corpus = load(corpus, data_dir=self.data_dir)
-            self._measure = PPPMeasure(
-                corpus,
-                spillover=self.spillover,
+            corpora = [
+                load(c, data_dir=self.data_dir) if isinstance(c, str) else c for c in self.corpora
+            ]
+            self._measure = CorporaPPP(
+                corpora,
+                spillover=self.spillovers,
                 folds=self.folds,
                 control_tokens=self.control_tokens,
                 whitespace_correction=self.whitespace_correction,
@@ -264,7 +306,7 @@ class PPPMonitor(PhasewatchMonitor):
         """Convert a state saved by phasewatch 0.1, whose ``spillover`` counted the current word."""
         states = checkpoint.get("callbacks") or {}
         old_key = self._format1_state_key()
-        if self.state_key in states or old_key not in states:
+        if old_key is None or self.state_key in states or old_key not in states:
             return
         states[self.state_key] = states.pop(old_key)
         if trainer.is_global_zero:
@@ -276,3 +318,58 @@ class PPPMonitor(PhasewatchMonitor):
                 self.spillover,
                 self.spillover,
             )
+
+
+def _name(item: str | ReadingTimeCorpus) -> str:
+    return item if isinstance(item, str) else item.name
+
+
+def _corpus_items(corpus: Any, corpora: Any) -> tuple[str | ReadingTimeCorpus, ...]:
+    """The monitor's corpora from ``corpus=`` (one) or ``corpora=`` (several), checked."""
+    if corpus is not None and corpora is not None:
+        raise ValueError(
+            "give `corpus` (one corpus) or `corpora` (several), not both: e.g. "
+            "PPPMonitor(corpora=['naturalstories', other_corpus])"
+        )
+    if corpora is None:
+        items = ("naturalstories" if corpus is None else corpus,)
+        what = "`corpus`"
+    elif isinstance(corpora, (str, ReadingTimeCorpus)) or not isinstance(corpora, Sequence):
+        raise TypeError(
+            f"`corpora` must be a list of corpus names or ReadingTimeCorpus objects, got "
+            f"{type(corpora).__name__}; for one corpus use corpus="
+        )
+    else:
+        items, what = tuple(corpora), "every item of `corpora`"
+    if not items:
+        raise ValueError("`corpora` is empty: pass at least one corpus name or ReadingTimeCorpus")
+    for item in items:
+        if not isinstance(item, (str, ReadingTimeCorpus)):
+            raise TypeError(
+                f"{what} must be a corpus name such as 'naturalstories' or a ReadingTimeCorpus, "
+                f"got {type(item).__name__}"
+            )
+    names = [_name(item) for item in items]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(
+            f"`corpora` names {twice} more than once; each corpus gets its own keys "
+            "(ppp/<name>/delta_ll): give each a distinct name"
+        )
+    if len(items) > 1:
+        for name in names:
+            check_corpus_key_name(name)
+    return items
+
+
+def _default_spillover(item: str | ReadingTimeCorpus) -> int:
+    """Previous words by the corpus's measure type: its own, or its registry entry's for a name."""
+    if isinstance(item, ReadingTimeCorpus):
+        return item.default_spillover
+    entry = corpus_entry(item, role=READING_TIMES)
+    if entry.default_spillover is None:
+        raise ValueError(
+            f"corpus {item!r} has measure {entry.measure!r}, whose kind has no default spillover; "
+            "pass `spillover=` (previous words: 4 for self-paced reading, 2 for eye tracking)"
+        )
+    return entry.default_spillover

@@ -9,7 +9,7 @@ from phasewatch.detect.peak import DEFAULT_MIN_Z
 from phasewatch.head_kinds import head_series
 from phasewatch.report.heatmaps import head_heatmaps, panel_title
 from phasewatch.report.history import RunHistory
-from phasewatch.report.summary import PPP_KEY, PPP_SE_KEY, summarize_run
+from phasewatch.report.summary import curve_label, ppp_series, summarize_run
 
 #: Head series drawn in the report (key → legend): each kind's max over heads, then SAS.
 HEAD_SERIES = head_series()
@@ -17,13 +17,20 @@ LOSS_KEYS = keys.LOSS_KEYS
 
 
 def report_figure(
-    history: RunHistory, title: str = "phasewatch run report", *, min_z: float = DEFAULT_MIN_Z
+    history: RunHistory,
+    title: str = "phasewatch run report",
+    *,
+    min_z: float = DEFAULT_MIN_Z,
+    key: str = keys.PPP_DELTA_LL,
 ) -> Figure:
     """Curves on one token axis (transition: red dashed, PPP peak: green) and heatmaps below.
 
-    A PPP peak is marked only when the summary's paired tests pass at ``min_z`` standard errors.
+    Every ΔLL series is drawn: ``ppp/delta_ll`` (with several corpora their mean) and the
+    tokens-controlled one bold with ± SE bands, each corpus's ``ppp/<corpus>/delta_ll`` thinner.
+    A PPP peak is marked only when the summary's paired tests on ``key`` pass at ``min_z``
+    standard errors.
     """
-    summary = summarize_run(history, min_z=min_z)
+    summary = summarize_run(history, min_z=min_z, key=key)
     fig = Figure(figsize=(11, 11))
     grid = fig.add_gridspec(
         5,
@@ -40,24 +47,22 @@ def report_figure(
     ax_heads = fig.add_subplot(grid[1, :], sharex=ax_ppp)
     ax_loss = fig.add_subplot(grid[2, :], sharex=ax_ppp)
 
-    curves = (
-        (PPP_KEY, PPP_SE_KEY, "C0", "ΔLL (baseline: length, log frequency)"),
-        (
-            keys.PPP_DELTA_LL_TOKCTRL,
-            keys.PPP_DELTA_LL_TOKCTRL_SE,
-            "C1",
-            "ΔLL, tokens per word in the baseline too",
-        ),
-    )
-    for key, se_key, color, label in curves:
-        ppp, se = history.get(key), history.get(se_key)
-        if ppp is None:
-            continue
-        ax_ppp.plot(ppp["tokens"], ppp["value"], "o-", ms=3, color=color, label=label)
+    several = "corpora" in summary.config
+    for number, series in enumerate(ppp_series(history)):
+        ppp, se = history.get(series), history.get(keys.se_key(series))
+        own = keys.split_prefix(series)[1] is not None  # a corpus's (or prefixed monitor's)
+        label = _curve_legend(series, several)
+        style = dict(ms=2, lw=0.9, alpha=0.8) if own and series != key else dict(ms=3, lw=1.6)
+        line = ax_ppp.plot(
+            ppp["tokens"], ppp["value"], "o-" if not own else "s--", label=label, **style
+        )[0]
+        line.set_gid(series)  # the key a line draws, for readers of the figure (and tests)
         if se is not None and len(se) == len(ppp):
             low, high = ppp["value"] - se["value"], ppp["value"] + se["value"]
-            ax_ppp.fill_between(ppp["tokens"], low, high, color=color, alpha=0.25)
-    if history.get(PPP_KEY) is not None:
+            alpha = 0.1 if own else 0.25
+            ax_ppp.fill_between(ppp["tokens"], low, high, color=f"C{number}", alpha=alpha)
+        line.set_color(f"C{number}")
+    if ppp_series(history):
         ax_ppp.axhline(0, color="grey", lw=0.5)
         ax_ppp.legend(fontsize=7, loc="lower right")
     else:
@@ -85,7 +90,7 @@ def report_figure(
         if summary.ppp_peaked:
             ax.axvline(summary.ppp_max.tokens, color="green", ls=":", lw=1.5)
         ax.grid(alpha=0.3)
-    marks = []
+    marks = [] if key == keys.PPP_DELTA_LL else [f"peak decided on {key}"]
     if summary.transitions:
         marks.append("red dashed: transition")
     if summary.ppp_peaked:
@@ -101,6 +106,14 @@ def report_figure(
         ax_loss.set_xlabel("tokens seen (log scale above the first evaluation)")
     _heatmap_rows(fig, grid, history, summary)
     return fig
+
+
+def _curve_legend(series: str, several: bool) -> str:
+    """Legend of a ΔLL curve: its words, baseline and key."""
+    label = curve_label(series, several_corpora=several)
+    tokctrl = keys.split_prefix(series)[0] == keys.PPP_DELTA_LL_TOKCTRL
+    baseline = "tokens per word in the baseline too" if tokctrl else "baseline: length, log freq"
+    return f"{label.replace(', tokens per word controlled', '')} ({baseline}) [{series}]"
 
 
 def _heatmap_rows(fig: Figure, grid, history: RunHistory, summary) -> None:

@@ -11,14 +11,20 @@ from phasewatch.detect.peak import DEFAULT_MIN_Z
 from phasewatch.report.history import RunHistory
 
 PPP_KEY, PPP_SE_KEY = keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_SE
-_SE_KEYS = {
-    keys.PPP_DELTA_LL: keys.PPP_DELTA_LL_SE,
-    keys.PPP_DELTA_LL_TOKCTRL: keys.PPP_DELTA_LL_TOKCTRL_SE,
-}
 _LABELS = {
     keys.PPP_DELTA_LL: "PPP",
     keys.PPP_DELTA_LL_TOKCTRL: "PPP, tokens per word controlled",
 }
+
+
+def curve_label(key: str, *, several_corpora: bool = False) -> str:
+    """Words for a ΔLL series: ``ppp/delta_ll`` → "PPP" ("PPP, mean over corpora" when the run
+    measured several); ``ppp/dundee/delta_ll`` → "PPP on dundee"."""
+    base, prefix = keys.split_prefix(key)
+    label = _LABELS.get(base, base)
+    if prefix is not None:
+        return label.replace("PPP", f"PPP on {prefix}", 1)
+    return label.replace("PPP", "PPP, mean over corpora", 1) if several_corpora else label
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,10 @@ class PPPCurve:
     peaked: bool
     verdict: str
     monitor_peak: PeakEvent | None = None
+    label: str = ""
 
     def lines(self) -> list[str]:
-        label = _LABELS.get(self.key, self.key)
+        label = self.label or curve_label(self.key)
         out = [f"  {label}:", f"    first:   {self.first}", f"    highest: {self.best}"]
         out.append(f"    final:   {self.final}")
         out.append(f"    {self.verdict}")
@@ -78,19 +85,22 @@ class PPPCurve:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """Transitions and the PPP curves' landmarks (``curves``: one per logged ΔLL series).
+    """Transitions and the PPP curves' landmarks (``curves``: one per logged ΔLL series: the
+    unprefixed ones, then each corpus's or prefixed monitor's ``ppp/<name>/delta_ll``).
 
-    ``ppp_first`` / ``ppp_max`` / ``ppp_final`` / ``ppp_peaked`` are those of ``ppp/delta_ll``.
+    ``ppp_first`` / ``ppp_max`` / ``ppp_final`` / ``ppp_peaked`` are those of ``key`` (default
+    ``ppp/delta_ll``: with several corpora, their mean).
     """
 
     transitions: tuple[TransitionEvent, ...]
     curves: tuple[PPPCurve, ...]
     evaluations: int
     config: dict
+    key: str = keys.PPP_DELTA_LL
 
     @property
     def _main(self) -> PPPCurve | None:
-        return next((c for c in self.curves if c.key == keys.PPP_DELTA_LL), None)
+        return next((c for c in self.curves if c.key == self.key), None)
 
     @property
     def ppp_first(self) -> PPPPoint | None:
@@ -119,13 +129,21 @@ class RunSummary:
         if not self.curves:
             out.append("PPP: not measured")
             return out
+        tokctrl = any(keys.split_prefix(c.key)[0] == keys.PPP_DELTA_LL_TOKCTRL for c in self.curves)
         out.append(
             "PPP = ΔLL of reading times from adding surprisal (held-out, "
             f"{cfg.get('folds', '?')}-fold CV, {_spillover_words(cfg)}, baseline "
             f"{' + '.join(cfg.get('baseline', ['length', 'log_freq']))}"
-            f"{' (+ tokens per word for the controlled curve)' if len(self.curves) > 1 else ''}; "
+            f"{' (+ tokens per word for the controlled curve)' if tokctrl else ''}; "
             f"{cfg.get('corpus', 'corpus')}, {self.evaluations} evaluations)"
         )
+        if "corpora" in cfg:
+            out.append(
+                "  the mean over corpora is ppp/delta_ll = (1/K) Σ_k ΔLL_k ± √(Σ_k SE_k²)/K; "
+                "its paired tests average each corpus's"
+            )
+        if self.key != keys.PPP_DELTA_LL:
+            out.append(f"  the peak is decided on {self.key}")
         for curve in self.curves:
             out.extend(curve.lines())
         return out
@@ -134,36 +152,55 @@ class RunSummary:
         return "\n".join(self.lines())
 
 
+def ppp_series(history: RunHistory) -> list[str]:
+    """The ΔLL series of a run: ``ppp/delta_ll`` and ``ppp/delta_ll_tokctrl`` first, then the
+    prefixed ones (``ppp/<corpus>/delta_ll``…) in the order first logged."""
+    found = [k for k in keys.delta_ll_series(history.series) if history.get(k) is not None]
+    plain = [k for k in (keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_TOKCTRL) if k in found]
+    return plain + [k for k in found if k not in plain]
+
+
 def summarize_run(
     history: RunHistory,
     transition_metrics: tuple[str, ...] | None = None,
     *,
     min_z: float = DEFAULT_MIN_Z,
+    key: str = keys.PPP_DELTA_LL,
 ) -> RunSummary:
     """Summarize a run's history; ``transition_metrics`` restricts which events are reported.
 
     ``min_z``: threshold of the paired tests that call a PPP peak (default 2.0 standard errors).
+    ``key``: the ΔLL series whose peak the summary decides on (default ``ppp/delta_ll``, the mean
+    over corpora when the run measured several; ``"ppp/<corpus>/delta_ll"`` for one corpus).
+    Every ΔLL series of the run gets its own curve and verdict.
+
+    Raises:
+        ValueError: ``key`` is not a ΔLL series this history holds (the message lists them).
     """
+    series = ppp_series(history)
+    if key not in series and key != keys.PPP_DELTA_LL:
+        raise ValueError(f"`key` must be a ΔLL series of this run, one of {series}, got {key!r}")
     events = tuple(
         e
         for e in history.transitions
         if transition_metrics is None or e.metric in transition_metrics
     )
     config = next((c for c in history.configs if c.get("monitor") == "PPPMonitor"), {})
+    several = "corpora" in config
     curves = tuple(
         curve
-        for key in (keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_TOKCTRL)
-        if (curve := _curve(history, key, min_z)) is not None
+        for series_key in series
+        if (curve := _curve(history, series_key, min_z, several)) is not None
     )
-    ppp = history.get(PPP_KEY)
-    return RunSummary(events, curves, 0 if ppp is None else len(ppp), config)
+    ppp = history.get(key)
+    return RunSummary(events, curves, 0 if ppp is None else len(ppp), config, key)
 
 
-def _curve(history: RunHistory, key: str, min_z: float) -> PPPCurve | None:
+def _curve(history: RunHistory, key: str, min_z: float, several: bool) -> PPPCurve | None:
     ppp = history.get(key)
     if ppp is None:
         return None
-    se = history.get(_SE_KEYS[key])
+    se = history.get(keys.se_key(key))
     se_by_step = dict(zip(se["step"], se["value"], strict=True)) if se is not None else {}
 
     def point(i: int) -> PPPPoint:
@@ -175,13 +212,16 @@ def _curve(history: RunHistory, key: str, min_z: float) -> PPPCurve | None:
 
     best = int(ppp["value"].to_numpy().argmax())
     first, top, final = point(0), point(best), point(len(ppp) - 1)
-    decline_key, decline_se_key, rise_key, rise_se_key = keys.PAIRED_KEYS[key]
+    decline_key, decline_se_key, rise_key, rise_se_key = keys.paired_keys(key)
     decline = _last_paired(history, decline_key, decline_se_key, final.step)
     rise = _last_paired(history, rise_key, rise_se_key, final.step)
     peaked, verdict = _verdict(first, top, final, decline, rise, min_z)
     confirmed = [p for p in history.peaks if p.metric == key and p.kind == "confirmed"]
     monitor_peak = confirmed[-1] if confirmed else None
-    return PPPCurve(key, first, top, final, decline, rise, min_z, peaked, verdict, monitor_peak)
+    label = curve_label(key, several_corpora=several)
+    return PPPCurve(
+        key, first, top, final, decline, rise, min_z, peaked, verdict, monitor_peak, label
+    )
 
 
 def _last_paired(history: RunHistory, key: str, se_key: str, step: int) -> PairedDifference | None:
@@ -233,6 +273,11 @@ def _spillover_words(config: dict) -> str:
     phasewatch 0.1, whose ``spillover`` counted the current word too.
     """
     spillover = config.get("spillover")
+    if isinstance(spillover, dict):  # several corpora, each its own
+        meanings = config.get("spillover_meaning") or {}
+        return "spillover " + ", ".join(
+            f"{name} {s} = {meanings.get(name, '?')}" for name, s in spillover.items()
+        )
     if not isinstance(spillover, int) or isinstance(spillover, bool):
         return f"spillover {spillover if spillover is not None else '?'}"
     if "spillover_meaning" in config:

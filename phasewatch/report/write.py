@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from phasewatch import keys
 from phasewatch.detect.peak import DEFAULT_MIN_Z
 from phasewatch.report.figure import report_figure
 from phasewatch.report.history import load_history
@@ -17,20 +18,23 @@ def write_report(
     *,
     dpi: int = 90,
     min_z: float = DEFAULT_MIN_Z,
+    key: str = keys.PPP_DELTA_LL,
 ) -> dict:
     """Regenerate the report of a run from its history; returns the paths written.
 
     ``out_dir`` defaults to the folder holding the history file. Writes ``report.png`` (curves
     against tokens with transition and peak marked, per-head heatmaps) and ``report.html`` (the
     figure and the summary text). ``min_z``: threshold of the paired tests that call a PPP peak
-    (standard errors, default 2).
+    (standard errors, default 2). ``key``: the ΔLL series the peak is decided on (default
+    ``ppp/delta_ll``, with several corpora their mean; e.g. ``"ppp/dundee/delta_ll"``); every
+    series is plotted whichever is chosen.
     """
     history = load_history(run_dir)
     out = Path(out_dir) if out_dir is not None else history.path.parent
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarize_run(history, min_z=min_z)
+    summary = summarize_run(history, min_z=min_z, key=key)
     png = out / "report.png"
-    report_figure(history, min_z=min_z).savefig(png, dpi=dpi)
+    report_figure(history, min_z=min_z, key=key).savefig(png, dpi=dpi)
     page = out / "report.html"
     events = (
         "".join(f"<li>{html.escape(str(e))}</li>" for e in history.transitions) or "<li>none</li>"
