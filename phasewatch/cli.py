@@ -31,9 +31,22 @@ def _report(args: argparse.Namespace) -> int:
 _CONTROL_TOKENS = {"none": False, "add": True, "both": "both"}
 
 
+def _split(values: Sequence[str] | None) -> list[str]:
+    """Repeated or comma-separated values: ``--revisions a,b --revisions c`` → [a, b, c]."""
+    return [v for value in values or () for v in value.split(",") if v]
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from phasewatch.analyze import analyze_checkpoints
 
+    corpora = _split(args.corpus) or None
+    steps = _split(args.steps)
+    try:
+        steps = [int(s) for s in steps] if steps else None
+    except ValueError:
+        raise SystemExit(
+            f"--steps takes whole numbers (one per checkpoint), got {args.steps}"
+        ) from None
     result = analyze_checkpoints(
         args.checkpoints,
         module=args.module,
@@ -41,6 +54,19 @@ def _analyze(args: argparse.Namespace) -> int:
         out_dir=args.out,
         syntactic=not args.no_syntactic,
         control_tokens=_CONTROL_TOKENS[args.control_tokens],
+        corpora=corpora,
+        data_dir=args.data_dir,
+        repo=args.repo,
+        revisions=_split(args.revisions),
+        cache_dir=args.cache_dir,
+        local_files_only=args.local_files_only,
+        steps=steps,
+        tokens_per_step=args.tokens_per_step,
+        spillover=args.spillover,
+        folds=args.folds,
+        device=args.device,
+        resume=args.resume,
+        quiet=args.quiet,
     )
     print(result)
     return 0
@@ -78,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=_report)
 
     analyze = sub.add_parser("analyze", help="measure a series of saved checkpoints offline")
-    analyze.add_argument("checkpoints", nargs="+", help=".ckpt files or Hugging Face model dirs")
+    analyze.add_argument(
+        "checkpoints",
+        nargs="*",
+        help=".ckpt files, save_pretrained folders, or a folder of either (training order)",
+    )
     analyze.add_argument("--module", default=None, help="LightningModule class, pkg.mod:Class")
     analyze.add_argument("--tokenizer", default=None, help="tokenizer.json or tokenizer dir")
     analyze.add_argument("--out", default="phasewatch_analysis", help="where history/report go")
@@ -89,6 +119,49 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="tokens per word in the PPP baseline: none, add, or both curves (default none)",
     )
+    analyze.add_argument(
+        "--corpus",
+        action="append",
+        default=None,
+        help="reading-time corpus (repeat for several: PPP per corpus and their mean; "
+        "default naturalstories)",
+    )
+    analyze.add_argument("--data-dir", default=None, help="corpus files (default $PHASEWATCH_DATA)")
+    analyze.add_argument("--repo", default=None, help="Hugging Face repo id, with --revisions")
+    analyze.add_argument(
+        "--revisions",
+        action="append",
+        default=None,
+        help="revisions of --repo, e.g. step1000,step2000 (the step is read from each name)",
+    )
+    analyze.add_argument("--cache-dir", default=None, help="Hugging Face cache for --repo")
+    analyze.add_argument(
+        "--local-files-only", action="store_true", help="load --repo from the cache only"
+    )
+    analyze.add_argument(
+        "--steps", action="append", default=None, help="step of each checkpoint, e.g. 100,200"
+    )
+    analyze.add_argument(
+        "--tokens-per-step",
+        type=int,
+        default=None,
+        help="tokens seen = step x this where a checkpoint does not say (Pythia: 2097152)",
+    )
+    analyze.add_argument(
+        "--spillover",
+        type=int,
+        default=None,
+        help="previous words in the ΔLL regression (default: the corpus's, 4 SPR, 2 eye tracking)",
+    )
+    analyze.add_argument("--folds", type=int, default=10, help="cross-validation folds (10)")
+    analyze.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    analyze.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip checkpoints already measured in --out (default) or measure afresh",
+    )
+    analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_analyze)
 
     demo = sub.add_parser("demo", help="train a tiny GPT-2 with every callback (CPU, minutes)")
