@@ -4,6 +4,7 @@ per corpus and on the mean, the report's curves; checked against an independent 
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -241,3 +242,30 @@ def test_a_prefix_composes_with_the_corpus_keys(eye_registered):
         "ppp/run2/naturalstories/delta_ll",
         f"ppp/run2/{EYE}/delta_ll",
     )
+
+
+def _history(path, corpora, series):
+    """A hand-written history: a PPPMonitor config naming ``corpora``, then ``series`` per step."""
+    records = [{"kind": "config", "monitor": "PPPMonitor", "corpora": corpora, "folds": 5}]
+    for step, values in enumerate(zip(*series.values(), strict=True)):
+        values = dict(zip(series, values, strict=True))
+        records.append(
+            {"kind": "measurement", "step": step, "tokens": 100 * step, "values": values}
+        )
+    path.mkdir()
+    (path / "phasewatch_history.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    return load_history(path)
+
+
+def test_the_mean_is_called_a_mean_only_when_several_corpora_were_measured(tmp_path):
+    one = _history(tmp_path / "one", ["a"], {keys.PPP_DELTA_LL: [0.01, 0.02, 0.015]})
+    assert [c.label for c in summarize_run(one).curves] == ["PPP"]
+    several = _history(
+        tmp_path / "several",
+        ["a", "b"],
+        {keys.PPP_DELTA_LL: [0.01, 0.02, 0.015], "ppp/a/delta_ll": [0.0, 0.01, 0.02]},
+    )
+    summary = summarize_run(several)
+    assert [c.label for c in summary.curves] == ["PPP, mean over corpora", "PPP on a"]
+    assert summary.ppp_max.step == 1  # the mean's highest, not corpus a's (step 2)
+    assert summarize_run(several, key="ppp/a/delta_ll").ppp_max.step == 2

@@ -47,7 +47,7 @@ def report_figure(
     ax_heads = fig.add_subplot(grid[1, :], sharex=ax_ppp)
     ax_loss = fig.add_subplot(grid[2, :], sharex=ax_ppp)
 
-    several = "corpora" in summary.config
+    several = summary.several_corpora
     for number, series in enumerate(ppp_series(history)):
         ppp, se = history.get(series), history.get(keys.se_key(series))
         own = keys.split_prefix(series)[1] is not None  # a corpus's (or prefixed monitor's)

@@ -99,6 +99,11 @@ class RunSummary:
     key: str = keys.PPP_DELTA_LL
 
     @property
+    def several_corpora(self) -> bool:
+        """The run measured PPP on several corpora (``ppp/delta_ll`` is their mean)."""
+        return len(self.config.get("corpora") or ()) > 1
+
+    @property
     def _main(self) -> PPPCurve | None:
         return next((c for c in self.curves if c.key == self.key), None)
 
@@ -137,7 +142,7 @@ class RunSummary:
             f"{' (+ tokens per word for the controlled curve)' if tokctrl else ''}; "
             f"{cfg.get('corpus', 'corpus')}, {self.evaluations} evaluations)"
         )
-        if "corpora" in cfg:
+        if self.several_corpora:
             out.append(
                 "  the mean over corpora is ppp/delta_ll = (1/K) Σ_k ΔLL_k ± √(Σ_k SE_k²)/K; "
                 "its paired tests average each corpus's"
@@ -186,7 +191,7 @@ def summarize_run(
         if transition_metrics is None or e.metric in transition_metrics
     )
     config = next((c for c in history.configs if c.get("monitor") == "PPPMonitor"), {})
-    several = "corpora" in config
+    several = len(config.get("corpora") or ()) > 1
     curves = tuple(
         curve
         for series_key in series
