@@ -7,6 +7,7 @@ loaders), and a few are checked by hand.
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from statistics import mean
 import pytest
 
 import phasewatch.corpora as corpora
-from phasewatch.corpora import CorpusDataError, brown, geco, provo, ucl
+from phasewatch.corpora import CorpusDataError, brown, geco, provo, registry, ucl
 from phasewatch.corpora.schema import READER_COLUMNS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -361,3 +362,56 @@ def test_upstream_corpora_are_registered_without_a_manifest(name, spillover):
     corpus = corpora.load(name, data_dir=FIXTURES)
     assert corpus.default_spillover == spillover == entry.default_spillover
     assert corpus.license and corpus.citation
+
+
+# --- The recipes page's examples ---------------------------------------------------------------
+
+RECIPES = Path(__file__).resolve().parents[1] / "docs" / "corpora-recipes.md"
+
+
+def recipe_code(section: str) -> str:
+    """The python blocks of one ``## `` section of docs/corpora-recipes.md."""
+    text = RECIPES.read_text(encoding="utf-8")
+    part = re.split(r"^## ", text, flags=re.M)
+    body = next(p for p in part if p.startswith(section))
+    return "\n".join(re.findall(r"```python\n(.*?)```", body, flags=re.S))
+
+
+@pytest.mark.parametrize("section", ["Provo", "GECO", "UCL", "Brown self-paced reading"])
+def test_the_recipes_loader_examples_run_on_the_fixtures(section, monkeypatch):
+    monkeypatch.setenv("PHASEWATCH_DATA", str(FIXTURES))
+    code = recipe_code(section)
+    assert "load(" in code
+    scope: dict = {}
+    exec(compile(code, f"docs/corpora-recipes.md ({section})", "exec"), scope)
+    loaded = [v for v in scope.values() if isinstance(v, corpora.ReadingTimeCorpus)]
+    assert loaded and all(len(c) > 0 for c in loaded)
+
+
+def test_the_meco_recipe_loads_its_tsv_as_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.chdir(tmp_path)
+    # What the R step writes (write.table, quote = FALSE, na = ""): two readers, one skip.
+    rows = ["story\tposition\tword\treader\trt"] + [
+        f"1\t{p}\t{w}\t{r}\t{rt}"
+        for r, times in (("en_1", (250, 0, 300)), ("en_2", (270, "", 320)))
+        for p, (w, rt) in enumerate(zip(("The", "old", "dog."), times, strict=True), start=1)
+    ]
+    (tmp_path / "meco_en.tsv").write_text("\n".join(rows) + "\n")
+    exec(compile(recipe_code("MECO"), "docs/corpora-recipes.md (MECO)", "exec"), {})
+    corpus = corpora.load("meco-en")
+    assert corpus.frame["rt"].tolist() == [260.0, 0.0, 310.0]  # skips (0, empty) left out
+    assert corpus.default_spillover == 2 and corpus.language == "en"
+
+
+def test_the_dundee_recipe_converts_per_text_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dundee").mkdir()
+    (tmp_path / "dundee" / "tx01wrdp_avg.txt").write_text("The\t201.5\ncat\t250\n\n")
+    (tmp_path / "dundee" / "tx02wrdp_avg.txt").write_text("Dogs\t300\n")
+    scope: dict = {}
+    exec(compile(recipe_code("Dundee"), "docs/corpora-recipes.md (Dundee)", "exec"), scope)
+    dundee = scope["dundee"]
+    assert dundee.texts == {1: "The cat", 2: "Dogs"}
+    assert dundee.frame["rt"].tolist() == [201.5, 250.0, 300.0]
+    assert dundee.default_spillover == 2
