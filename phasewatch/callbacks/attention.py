@@ -15,8 +15,7 @@ from phasewatch.callbacks import _logging
 from phasewatch.callbacks._args import bool_arg, int_arg
 from phasewatch.callbacks._resolve import check_token_id, resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor
-from phasewatch.corpora import load
-from phasewatch.corpora.naturalstories import load_dependencies
+from phasewatch.corpora import ReadingTimeCorpus, load
 from phasewatch.head_kinds import head_series, score_keys
 from phasewatch.measures.snapshot import DEFAULT_SEQ_LEN, HeadMeasure
 from phasewatch.report.heatmaps import head_heatmaps
@@ -44,9 +43,10 @@ class AttentionMonitor(PhasewatchMonitor):
     - attention entropy (nats, mean over query positions) on natural text: the first
       ``entropy_tokens`` tokens (at most the model's context) of each of the first
       ``entropy_stories`` corpus stories;
-    - with ``syntactic=True``, the syntactic attention score against the corpus' dependency parses
-      on the first ``syntactic_stories`` stories (Natural Stories only), in windows of
-      ``syntactic_max_tokens`` tokens (default: the model's context).
+    - with ``syntactic=True``, the syntactic attention score against the corpus's own dependency
+      arcs (``corpus.dependencies``) on its first ``syntactic_stories`` stories, in windows of
+      ``syntactic_max_tokens`` tokens (default: the model's context). A corpus without arcs turns
+      the syntactic score off with one warning (``strict=True`` raises).
 
     The three parts fail alone: a part that raises (e.g. a context too short for the probe) is
     logged as a warning naming the arguments that set it, and the others are logged as usual
@@ -64,12 +64,16 @@ class AttentionMonitor(PhasewatchMonitor):
             ``min(50, max_length // 2)``; sequences; seed).
         entropy_stories, entropy_tokens: the natural-text probe for entropy (needs a tokenizer).
         syntactic, syntactic_stories, syntactic_max_tokens: the syntactic score (needs a tokenizer
-            and the UD parses), window length in tokens (default: the model's ``max_length``).
+            and a corpus with dependency arcs), window length in tokens (default: the model's
+            ``max_length``).
         per_head_scalars: also log one scalar per head and measure.
         heatmap_every: draw the TensorBoard heatmap figure at every k-th measurement (default 4;
             0 = never). A figure costs about 0.6 s on CPU (docs/performance.md); the per-head
             values of every measurement go to the run's history regardless.
-        corpus, data_dir: the corpus for the natural-text probes (default Natural Stories).
+        corpus, data_dir: the corpus for the natural-text probes and the arcs of the syntactic
+            score: a registered name (default Natural Stories) or a
+            :class:`~phasewatch.corpora.ReadingTimeCorpus` (e.g. from ``load_tsv(..., head=,
+            relation=)``); ``data_dir`` is where a named corpus's files are.
         model_attr, tokenizer, tokenizer_path, tokenizer_attr: where the model and tokenizer are
             (a raw ``tokenizers.Tokenizer`` works too).
         bos_token_id: the id put in front of the natural-text probes (entropy, syntactic);
@@ -94,7 +98,7 @@ class AttentionMonitor(PhasewatchMonitor):
         syntactic_max_tokens: int | None = None,
         per_head_scalars: bool = False,
         heatmap_every: int = 4,
-        corpus: str = "naturalstories",
+        corpus: str | ReadingTimeCorpus = "naturalstories",
         data_dir: str | None = None,
         model_attr: str | None = None,
         tokenizer: Any = None,
@@ -132,10 +136,11 @@ class AttentionMonitor(PhasewatchMonitor):
             int_arg(name, value, 0)
         bool_arg("syntactic", syntactic)
         bool_arg("per_head_scalars", per_head_scalars)
-        if syntactic and corpus != "naturalstories":
-            raise ValueError(
-                f"`syntactic=True` scores heads against the Natural Stories dependency parses, "
-                f"but `corpus` is {corpus!r}; set syntactic=False for other corpora"
+        if not isinstance(corpus, str | ReadingTimeCorpus):
+            raise TypeError(
+                "`corpus` must be a registered corpus name (see "
+                "phasewatch.corpora.reading_time_corpora()) or a ReadingTimeCorpus, got "
+                f"{type(corpus).__name__}"
             )
         self.seq_len = None if seq_len is None else int(seq_len)
         self.probe_batch, self.seed = int(probe_batch), int(seed)
@@ -147,7 +152,9 @@ class AttentionMonitor(PhasewatchMonitor):
         self.per_head_scalars = bool(per_head_scalars)
         int_arg("heatmap_every", heatmap_every, 0, "0 = never")
         self.heatmap_every = int(heatmap_every)
-        self.corpus_name, self.data_dir = corpus, data_dir
+        self._corpus = corpus if isinstance(corpus, ReadingTimeCorpus) else None
+        self.corpus_name = corpus.name if isinstance(corpus, ReadingTimeCorpus) else corpus
+        self.data_dir = data_dir
         self.model_attr = model_attr
         self._tokenizer, self.tokenizer_path, self.tokenizer_attr = (
             tokenizer,
@@ -177,17 +184,17 @@ class AttentionMonitor(PhasewatchMonitor):
 
     def _head_measure(self) -> HeadMeasure:
         if self._measure is None:
-            corpus = dependencies = None
+            corpus = None
             try:
-                if self.entropy_stories > 0 or self.syntactic:
+                if self._corpus is not None:
+                    corpus = self._corpus
+                elif self.entropy_stories > 0 or self.syntactic:
                     corpus = load(self.corpus_name, data_dir=self.data_dir)
-                if self.syntactic:
-                    dependencies = load_dependencies(data_dir=self.data_dir)
             except Exception as err:
                 if self.strict:
                     raise
                 # the head scores need no corpus: they go on; entropy and syntactic are off
-                corpus = dependencies = None
+                corpus = None
                 log.warning(
                     "AttentionMonitor: the %s corpus could not be loaded (%s: %s); attention "
                     "entropy and the syntactic score are off for this run, the head scores go on "
@@ -196,6 +203,7 @@ class AttentionMonitor(PhasewatchMonitor):
                     type(err).__name__,
                     str(err).splitlines()[0],
                 )
+            dependencies = self._corpus_arcs(corpus) if self.syntactic else None
             self._measure = HeadMeasure(
                 seq_len=self.seq_len,
                 probe_batch=self.probe_batch,
@@ -208,6 +216,22 @@ class AttentionMonitor(PhasewatchMonitor):
                 syntactic_max_tokens=self.syntactic_max_tokens,
             )
         return self._measure
+
+    def _corpus_arcs(self, corpus: ReadingTimeCorpus | None):
+        """The corpus's own dependency arcs; a corpus without them turns the syntactic score off
+        with one warning (strict: raises). Never another corpus's arcs."""
+        if corpus is None or corpus.has_dependencies:
+            return None if corpus is None else corpus.dependencies
+        message = (
+            f"AttentionMonitor: the corpus {corpus.name!r} has no dependency arcs, so the "
+            f"syntactic score ({keys.HEADS_SYNTACTIC_MAX}, {keys.HEADS_SAS}) is off for this "
+            "run; give the corpus its arcs (load_tsv(..., head=, relation=) or "
+            "ReadingTimeCorpus(..., dependencies=)), or pass syntactic=False"
+        )
+        if self.strict:
+            raise ValueError(message)
+        log.warning(message)
+        return None
 
     def resolve(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Load the probes' corpus and find the model (at fit start, rank zero); the tokenizer is
