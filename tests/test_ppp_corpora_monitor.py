@@ -203,6 +203,9 @@ def test_the_report_plots_every_corpus_beside_the_mean(run):
     eye = _logged(run["monitor"], f"ppp/{EYE}/delta_ll")
     assert on_eye.ppp_max.delta_ll == pytest.approx(max(eye.values()), abs=1e-12)
     assert f"peak is decided on ppp/{EYE}/delta_ll" in str(on_eye)
+    assert "peak decided" not in figure.axes[0].get_title()
+    chosen = report_figure(history, key=f"ppp/{EYE}/delta_ll").axes[0].get_title()
+    assert f"peak decided on ppp/{EYE}/delta_ll" in chosen
     written = write_report(run["root"], run["root"] / "report", key=f"ppp/{EYE}/delta_ll")
     assert written["png"].stat().st_size > 0
     with pytest.raises(ValueError, match=r"`key` must be a ΔLL series of this run, one of"):

@@ -50,8 +50,11 @@ class PeakMonitor(MeasurementListener, Callback):
     Logs ``<monitor>_peak`` (best smoothed value) and ``<monitor>_peak_step`` at each evaluation.
 
     Args:
-        monitor: the metric key (default ``"ppp/delta_ll"``; ``"ppp/delta_ll_tokctrl"`` decides
-            on PPP with tokens per word controlled, from ``PPPMonitor(control_tokens="both")``).
+        monitor: the metric key (default ``"ppp/delta_ll"``; with ``PPPMonitor(corpora=[...])``
+            the mean over corpora, whose paired test averages each corpus's;
+            ``"ppp/<corpus>/delta_ll"`` decides on one corpus with its own paired test;
+            ``"ppp/delta_ll_tokctrl"`` on PPP with tokens per word controlled, from
+            ``PPPMonitor(control_tokens="both")``).
         mode: ``"max"`` or ``"min"``.
         min_delta: smallest improvement that counts, in the metric's units (default 0).
         patience: evaluations of the metric (not validations, not steps) without improvement

@@ -4,10 +4,12 @@ For ``K`` corpora with held-out ``ΔLL_k ± SE_k`` (nats/word) over ``n_k`` word
 
     ΔLL = (1/K) Σ_k ΔLL_k,      SE = √(Σ_k SE_k²) / K,      n = Σ_k n_k,
 
-the unweighted mean over corpora (each corpus counts once, whatever its size: the aggregate of
-Aoyama & Wilcox, 2025, who report PPP per corpus and averaged over corpora) and its standard error
-when the corpora are independent samples (other texts, other readers), so that their variances
-add. The same rule combines the paired per-word differences of :mod:`phasewatch.measures.paired`
+the unweighted mean over corpora (each corpus counts once, whatever its size) and its standard
+error when the corpora are independent samples (other texts, other readers), so that their
+variances add. Aoyama & Wilcox (2025) report ΔLL per corpus (their ``by_head_analysis.R`` groups by
+corpus; no aggregate over corpora): the per-corpus keys are theirs, the mean is phasewatch's one
+series to monitor (docs/ppp.md, "PPP over several corpora", measures it against a word-weighted
+mean). The same rule combines the paired per-word differences of :mod:`phasewatch.measures.paired`
 into the mean series' decline and rise. With one corpus nothing is averaged: the keys and numbers
 are those of :class:`~phasewatch.measures.snapshot.PPPMeasure`.
 """

@@ -69,8 +69,8 @@ def report_figure(
         ax_ppp.text(0.5, 0.5, "PPP not measured", ha="center", transform=ax_ppp.transAxes)
     ax_ppp.set_ylabel("PPP: ΔLL\n(nats/word ± SE)")
 
-    for key, label in HEAD_SERIES.items():
-        frame = history.get(key)
+    for head_key, label in HEAD_SERIES.items():
+        frame = history.get(head_key)
         if frame is not None:
             ax_heads.plot(frame["tokens"], frame["value"], "o-", ms=2, label=label)
     ax_heads.set_ylabel("head score\n(0–1)")
