@@ -9,9 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from phasewatch.analysis import Analysis, analyze_checkpoints, read_table
-from phasewatch.analysis.sources import CheckpointSource, load_lightning, step_from_name
+from phasewatch.analysis.sources import (
+    CheckpointSource,
+    checkpoint_sources,
+    load_lightning,
+    step_from_name,
+)
 
-__all__ = ["Analysis", "analyze_checkpoints", "load_checkpoint", "read_table"]
+__all__ = [
+    "Analysis",
+    "CheckpointSource",
+    "analyze_checkpoints",
+    "load_checkpoint",
+    "read_table",
+    "step_from_name",
+]
 
 
 def load_checkpoint(
@@ -23,10 +35,5 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_dir():
         return load_lightning(path, module)
-    from phasewatch.analysis.sources import checkpoint_sources
-
     (source,) = checkpoint_sources([path])
     return source.load()
-
-
-__all__ += ["CheckpointSource", "step_from_name"]

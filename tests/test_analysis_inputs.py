@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import logging
+import sys
 
 import pandas as pd
 import pytest
@@ -137,7 +139,6 @@ def test_the_command_writes_the_tidy_table_beside_the_history(tmp_path, ns_token
     assert cli_main(args) == 0
     printed = capsys.readouterr()
     assert "2 checkpoints analysed (2 measured now)" in printed.out
-    assert "phasewatch analyze" not in printed.err  # --quiet: no progress bar
     table = read_table(out / TABLE_CSV)
     assert list(table.columns) == ["checkpoint", "step", "tokens", "metric", "value"]
     assert list(table["step"].unique()) == [10, 20]
@@ -176,3 +177,74 @@ def test_corpus_and_corpora_together_are_refused(tmp_path):
     _model_folder(tmp_path / "checkpoint-1")
     with pytest.raises(ValueError, match=r"give `corpus` .* or `corpora` .*, not both"):
         analyze_checkpoints([tmp_path / "checkpoint-1"], corpus="a", corpora=["a", "b"])
+
+
+def test_several_corpora_give_each_corpus_its_own_keys_and_their_mean(
+    tmp_path, ns_corpus, ns_tokenizer
+):
+    """Each corpus's keys equal an analysis of that corpus alone (its own default spillover);
+    the mean and its SE are recomputed here; a resumed analysis replays the mean's paired test."""
+    frame = ns_corpus.frame
+    spr = ReadingTimeCorpus("spr", frame[frame["story"].isin([1, 2])].reset_index(drop=True))
+    eye = ReadingTimeCorpus(
+        "eye",
+        frame[frame["story"].isin([3, 4])].reset_index(drop=True),
+        measure="eye tracking: gaze duration",
+    )
+    for step, seed in ((10, 0), (20, 3)):
+        _model_folder(tmp_path / "run" / f"step{step}", seed=seed)
+    options = dict(tokenizer=ns_tokenizer, syntactic=False, folds=3, quiet=True)
+    both = analyze_checkpoints([tmp_path / "run"], corpora=[spr, eye], **options).table
+    alone = {
+        c.name: analyze_checkpoints([tmp_path / "run"], corpus=c, **options).table
+        for c in (spr, eye)
+    }
+    assert alone["eye"]["ppp/n_words"].iloc[0] > 0
+    for name, table in alone.items():
+        for key in (keys.PPP_DELTA_LL, keys.PPP_DELTA_LL_SE, keys.PPP_DECLINE, keys.PPP_RISE):
+            assert list(both[keys.with_prefix(key, name)]) == list(table[key]), (name, key)
+    mean = (alone["spr"][keys.PPP_DELTA_LL] + alone["eye"][keys.PPP_DELTA_LL]) / 2
+    se = (alone["spr"][keys.PPP_DELTA_LL_SE] ** 2 + alone["eye"][keys.PPP_DELTA_LL_SE] ** 2) ** 0.5
+    assert list(both[keys.PPP_DELTA_LL]) == pytest.approx(list(mean), abs=1e-15)
+    assert list(both[keys.PPP_DELTA_LL_SE]) == pytest.approx(list(se / 2), abs=1e-15)
+    # the mean series' paired decline at step 20: mean of the two corpora's paired declines
+    decline = (alone["spr"][keys.PPP_DECLINE] + alone["eye"][keys.PPP_DECLINE]) / 2
+    assert list(both[keys.PPP_DECLINE]) == pytest.approx(list(decline), abs=1e-15)
+
+    # resumed one checkpoint at a time: the mean's paired test replayed from the cache
+    out = tmp_path / "resumed"
+    analyze_checkpoints([tmp_path / "run" / "step20"], corpora=[spr, eye], out_dir=out, **options)
+    resumed = analyze_checkpoints(
+        [tmp_path / "run" / "step10"], corpora=[spr, eye], out_dir=out, **options
+    )
+    assert resumed.measured == 1
+    pd.testing.assert_frame_equal(
+        resumed.table.drop(columns="checkpoint"), both.drop(columns="checkpoint")
+    )
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("quiet, shown", [(False, True), (True, False)])
+def test_the_progress_bar_shows_on_a_terminal_unless_quiet(monkeypatch, quiet, shown):
+    from phasewatch.analysis.run import _progress
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    for _ in _progress(["a", "b"], quiet):
+        pass
+    assert ("phasewatch analyze" in terminal.getvalue()) == shown
+    assert "2/2" in terminal.getvalue() or not shown
+
+
+def test_the_progress_bar_is_silent_without_a_terminal(monkeypatch):
+    from phasewatch.analysis.run import _progress
+
+    pipe = io.StringIO()  # isatty() is False, as for a log file or CI
+    monkeypatch.setattr(sys, "stderr", pipe)
+    for _ in _progress(["a"], quiet=False):
+        pass
+    assert pipe.getvalue() == ""

@@ -8,59 +8,23 @@ checkpoint in step order, so a resumed analysis gives the numbers of one uninter
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
-from phasewatch import keys
 from phasewatch.analysis.cache import AnalysisCache, MeasuredCheckpoint
+from phasewatch.analysis.replay import Analysis, ppp_config, replay, write_history
 from phasewatch.analysis.sources import CheckpointSource, checkpoint_sources
-from phasewatch.analysis.table import tidy_table, wide_table, write_table
+from phasewatch.analysis.table import write_table
 from phasewatch.corpora import ReadingTimeCorpus, load
-from phasewatch.detect import DEFAULT_WATCH, PeakTracker, TransitionDetector, TransitionEvent
-from phasewatch.measures.delta_loglik import spillover_meaning
-from phasewatch.measures.paired import PairedPeakTest
 from phasewatch.measures.ppp_corpora import CorporaPPP
 from phasewatch.measures.snapshot import HeadMeasure
 from phasewatch.models import as_probe_model
-from phasewatch.report.history import HISTORY_FILE
 
 log = logging.getLogger("phasewatch")
-
-
-@dataclass
-class Analysis:
-    """The result of :func:`analyze_checkpoints`.
-
-    ``tidy``: one row per checkpoint × metric (checkpoint, step, tokens, metric, value; see
-    :mod:`phasewatch.analysis.table`), the table written to ``phasewatch_analysis.csv``;
-    ``table``: the same numbers, one row per checkpoint (sorted by step); the detected
-    transitions; the step of the highest PPP; where the history, table and report went.
-    """
-
-    table: pd.DataFrame
-    transitions: list[TransitionEvent] = field(default_factory=list)
-    ppp_peak_step: int | None = None
-    history_path: Path | None = None
-    tidy: pd.DataFrame | None = None
-    table_paths: list[Path] = field(default_factory=list)
-    measured: int = 0
-
-    def __str__(self) -> str:
-        lines = [f"{len(self.table)} checkpoints analysed ({self.measured} measured now)"]
-        lines += [f"transition: {e}" for e in self.transitions] or ["transition: none detected"]
-        if self.ppp_peak_step is not None:
-            lines.append(f"highest PPP at step {self.ppp_peak_step}")
-        if self.history_path is not None:
-            lines.append(f"history: {self.history_path}")
-        lines += [f"table: {p}" for p in self.table_paths]
-        return "\n".join(lines)
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -251,7 +215,7 @@ def analyze_checkpoints(
         del model, probe
 
     series = sorted(measured.values(), key=lambda m: m.step)
-    analysis = _replay(series, watch)
+    analysis = replay(series, watch)
     analysis.measured = len(todo)
     if out_dir is not None:
         baseline = (
@@ -259,8 +223,8 @@ def analyze_checkpoints(
             if ppp_measure
             else ("length", "log_freq")
         )
-        config = _config(corpus_objs, spillovers, folds, control_tokens, baseline)
-        analysis.history_path = _write_history(out_dir, analysis, series, config)
+        config = ppp_config(corpus_objs, spillovers, folds, control_tokens, baseline)
+        analysis.history_path = write_history(out_dir, analysis, series, config)
         analysis.table_paths = write_table(analysis.tidy, out_dir)
     return analysis
 
@@ -286,95 +250,8 @@ def _corpora(
     return [load(c, data_dir=data_dir) if isinstance(c, str) else c for c in corpora]
 
 
-def _config(
-    corpora: list[ReadingTimeCorpus],
-    spillovers: dict[str, int],
-    folds: int,
-    control_tokens: bool | str,
-    baseline: Sequence[str],
-) -> dict[str, Any]:
-    """The history's PPP config record, as PPPMonitor writes it (spillover per corpus when the
-    corpora differ in it)."""
-    values = set(spillovers.values())
-    spillover = values.pop() if len(values) == 1 else (spillovers or None)
-    config = {
-        "kind": "config",
-        "monitor": "PPPMonitor",
-        "corpus": corpora[0].name if len(corpora) == 1 else [c.name for c in corpora],
-        "spillover": spillover,
-        "folds": folds,
-        "baseline": list(baseline),
-        "control_tokens": control_tokens,
-    }
-    if isinstance(spillover, int):
-        config["spillover_meaning"] = spillover_meaning(spillover)
-    return config
-
-
 def _tokenizer(tokenizer: Any, model: Any, source: CheckpointSource) -> Any:
     if tokenizer is not None:
         return tokenizer
     found = getattr(model, "tokenizer", None)
     return found if found is not None else source.load_tokenizer()
-
-
-def _replay(series: list[MeasuredCheckpoint], watch: dict[str, dict] | None) -> Analysis:
-    """The paired peak test, the detectors and the peak tracker over ``series`` in step order."""
-    watch = {k: v for k, v in (DEFAULT_WATCH if watch is None else watch).items() if k != keys.LOSS}
-    detectors = {key: TransitionDetector(key, **params) for key, params in watch.items()}
-    peak = PeakTracker(keys.PPP_DELTA_LL)
-    paired_test = PairedPeakTest()
-    # detectors need one axis: tokens when every checkpoint knows them, else steps
-    on_tokens = all(m.tokens is not None for m in series)
-    rows = []
-    for m in series:
-        scalars = dict(m.scalars)
-        if m.results:
-            scalars.update(paired_test.update(m.step, m.results)[0])
-        rows.append((m.name, m.step, m.tokens, scalars))
-        tokens = m.tokens if on_tokens else None
-        for key, detector in detectors.items():
-            if key in scalars:
-                detector.update(m.step, scalars[key], tokens=tokens)
-        if keys.PPP_DELTA_LL in scalars:
-            decline, decline_se, rise, rise_se = (
-                scalars[k] for k in keys.PAIRED_KEYS[keys.PPP_DELTA_LL]
-            )
-            peak.update(
-                m.step,
-                scalars[keys.PPP_DELTA_LL],
-                tokens=tokens,
-                decline=decline,
-                decline_se=decline_se,
-                rise=rise,
-                rise_se=rise_se,
-            )
-    tidy = tidy_table(rows)
-    transitions = [e for d in detectors.values() for e in d.events]
-    return Analysis(wide_table(tidy), transitions, peak.best_step, tidy=tidy)
-
-
-def _write_history(
-    out_dir: str | Path, analysis: Analysis, series: list[MeasuredCheckpoint], config: dict
-) -> Path:
-    """``phasewatch_history.jsonl`` for ``phasewatch report`` (unknown tokens: the step)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    records = [config]
-    values = {
-        name: group.set_index("metric")["value"].to_dict()
-        for name, group in analysis.tidy.groupby("checkpoint", sort=False)
-    }
-    for m in series:
-        tokens = m.tokens if m.tokens is not None else m.step
-        records.append(
-            {"kind": "measurement", "step": m.step, "tokens": tokens, "values": values[m.name]}
-        )
-        per_head = {k: v.tolist() for k, v in m.per_head.items()}
-        records.append({"kind": "heads", "step": m.step, "tokens": tokens, "per_head": per_head})
-    records += [{"kind": "transition", **e.to_dict()} for e in analysis.transitions]
-    path = out / HISTORY_FILE
-    with open(path, "w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-    return path
