@@ -101,7 +101,8 @@ def test_provo_hand_computed_first_pass_means():
     assert got[(1, 7)] == (300.0, 2)  # reader 2 skipped: (270 + 330) / 2, not / 3
     assert got[(1, 12)] == (335.0, 2)  # reader 3's row has no Word_Number: dropped
     assert got[(2, 4)] == (0.0, 0)  # nobody fixated it: rt 0, left out of the regression
-    assert corpus.extras["rows_without_word_number"] == 1
+    assert corpus.extras["rows_without_ids"] == 1
+    assert corpus.extras["word_mismatches"] == []
     assert corpus.texts[1] == "The old dog doesn't bark, but the young cat sleeps all day."
 
 
@@ -139,6 +140,21 @@ def test_provo_reads_the_latin1_apostrophe_as_the_paper_does():
     assert b"doesn\xd5t" in PROVO_EYE.read_bytes()  # the fixture has the upstream byte
     words = provo.load(data_dir=FIXTURES).frame["word"].tolist()
     assert "doesn't" in words and not any("\u00d5" in w for w in words)
+
+
+def test_provo_warns_where_the_two_files_disagree_on_a_word(tmp_path):
+    folder = copy_fixture(tmp_path, "provo")
+    path = folder / provo.EYE_FILE
+    path.write_bytes(path.read_bytes().replace(b",1_5,1,5,1,5,bark,", b",1_5,1,5,1,5,cat,"))
+    with pytest.warns(UserWarning, match=r"at 1 places.*\(1, 5, 'cat', 'bark,'\)"):
+        corpus = provo.load(data_dir=folder)
+    assert corpus.extras["word_mismatches"] == [(1, 5, "cat", "bark,")]
+    assert by_word(corpus)[(1, 5)] == by_word(provo.load(data_dir=FIXTURES))[(1, 5)]
+
+
+def test_provo_fixture_words_agree_without_a_warning(recwarn):
+    provo.load(data_dir=FIXTURES)
+    assert not [w for w in recwarn if "Provo" in str(w.message)]
 
 
 def test_provo_unknown_measure_lists_the_columns():

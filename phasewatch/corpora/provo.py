@@ -8,6 +8,7 @@ upstream CSV files in ``$PHASEWATCH_DATA/provo/`` or pass ``data_dir=``. No mani
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +50,7 @@ ENCODING = "latin-1"
 #: The files write the apostrophe as byte 0xD5 (Mac Roman's ’), Õ in Latin-1; the paper's code
 #: reads Latin-1 and replaces Õ by ', and so does this loader.
 _APOSTROPHE = ("\u00d5", "'")
+_PUNCTUATION = ".,;:!?\"'()"
 
 
 def load(
@@ -65,7 +67,10 @@ def load(
     ``Text_ID``), split at whitespace: ``story`` = ``Text_ID``, ``position`` = the word's 1-based
     index, ``word`` as displayed. Reading times come from ``Provo_Corpus-Eyetracking_Data.csv``,
     one row per reader (``Participant_ID``) x word (``Text_ID``, ``Word_Number``); rows without a
-    ``Word_Number`` are dropped (their number is in ``extras["rows_without_word_number"]``).
+    ``Text_ID`` or ``Word_Number`` are dropped (their number is in ``extras["rows_without_ids"]``).
+    Where the eye-tracking file's ``Word`` differs from the passage word at the same place
+    (punctuation and case ignored), a warning lists the places (``extras["word_mismatches"]``):
+    the numbering of the two files would disagree there.
 
     Args:
         data_dir: the folder holding the two files (or ``provo/`` with them); default
@@ -95,12 +100,13 @@ def load(
     words = _passage_words(norms_path)
     raw = read_table(
         eye_path,
-        ["Participant_ID", "Text_ID", "Word_Number", column],
+        ["Participant_ID", "Text_ID", "Word_Number", "Word", column],
         sep=",",
         encoding=ENCODING,
         quoting=True,
     )
-    numbered = raw[~raw["Word_Number"].str.strip().isin(["", "NA"])]
+    ids = raw[["Text_ID", "Word_Number"]].apply(lambda c: c.str.strip().isin(["", "NA"]))
+    numbered = raw[~ids.any(axis=1)]
     readers = pd.DataFrame(
         {
             "story": integer_column(numbered, "Text_ID", eye_path),
@@ -110,6 +116,15 @@ def load(
         },
         index=numbered.index,
     )
+    mismatches = _word_mismatches(readers.assign(word=numbered["Word"]), words)
+    if mismatches:
+        warnings.warn(
+            f"Provo: at {len(mismatches)} places the eye-tracking file's Word differs from the "
+            f"passage word at the same Text_ID/Word_Number (punctuation and case ignored), e.g. "
+            f"{mismatches[:3]}; the reading times there may belong to a neighbouring word. "
+            "rt is taken as numbered; the list is in corpus.extras['word_mismatches']",
+            stacklevel=2,
+        )
     return corpus_from_readers(
         readers,
         words,
@@ -124,18 +139,38 @@ def load(
         min_readers=min_readers,
         extras={
             "column": column,
-            "rows_without_word_number": int(len(raw) - len(numbered)),
+            "rows_without_ids": int(len(raw) - len(numbered)),
+            "word_mismatches": mismatches,
             "text": f"{NORMS_FILE}: Text per Text_ID, split at whitespace",
             "upstream": SOURCE,
         },
     )
 
 
+def _comparable(word: str) -> str:
+    """A word as compared between the two files: apostrophe as ', no outer punctuation, lower."""
+    return word.replace(*_APOSTROPHE).strip(_PUNCTUATION).lower()
+
+
+def _word_mismatches(readers: pd.DataFrame, words: pd.DataFrame) -> list[tuple]:
+    """(story, position, eye-tracking Word, passage word) wherever the two disagree."""
+    pairs = readers[["story", "position", "word"]].drop_duplicates()
+    joined = pairs.merge(words, on=["story", "position"], how="inner", suffixes=("_eye", ""))
+    differ = joined["word_eye"].map(_comparable) != joined["word"].map(_comparable)
+    return [
+        (int(s), int(p), e, w)
+        for s, p, e, w in joined.loc[differ, ["story", "position", "word_eye", "word"]].itertuples(
+            index=False
+        )
+    ]
+
+
 def _passage_words(path: Path) -> pd.DataFrame:
     """(story, position, word) of every passage: its ``Text`` split at whitespace."""
     raw = read_table(path, ["Text_ID", "Text"], sep=",", encoding=ENCODING, quoting=True)
     raw = raw.assign(Text_ID=integer_column(raw, "Text_ID", path))
-    texts = raw.groupby("Text_ID", sort=True)["Text"].agg(lambda t: list(dict.fromkeys(t)))
+    spaced = raw["Text"].map(lambda t: " ".join(t.split()))
+    texts = spaced.groupby(raw["Text_ID"], sort=True).agg(lambda t: list(dict.fromkeys(t)))
     differing = texts[texts.map(len) > 1]
     if len(differing):
         raise CorpusDataError(
