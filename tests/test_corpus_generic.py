@@ -117,6 +117,17 @@ def test_a_word_that_differs_between_readers_names_column_and_lines(tmp_path):
         load_tsv(_write(tmp_path, text), reader="reader")
 
 
+def test_a_head_that_differs_between_readers_names_the_files_column(tmp_path):
+    text = _PER_READER.replace("\trt\n", "\trt\tparent\tlabel\n", 1)
+    lines = text.splitlines()
+    heads = ["2", "2", "0", "3", "0", "0"]  # line 5 gives "Katze" another head than line 4
+    text = "\n".join(
+        [lines[0]] + [f"{line}\t{h}\tdep" for line, h in zip(lines[1:], heads, strict=True)]
+    )
+    with pytest.raises(CorpusDataError, match=r"column 'parent' differs(.|\n)*line 4, line 5"):
+        load_tsv(_write(tmp_path, text + "\n"), reader="reader", head="parent", relation="label")
+
+
 def test_a_reading_that_is_no_number_names_column_and_line(tmp_path):
     text = _PER_READER.replace("330", "fast")
     with pytest.raises(CorpusDataError, match=r"column 'ms' has 1 readings(.|\n)*line 5: 'fast'"):

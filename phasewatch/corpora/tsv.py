@@ -332,8 +332,10 @@ def load_tsv(
             frame["n_readers"] = numeric_column(raw, n_readers, path, integer=True)
         _keep_columns(frame, raw, extra)
     else:
+        file_names = {"word": word, "log_freq": frequency, "head_position": head}
+        file_names["relation"] = relation
         frame, readers = _aggregate(
-            frame, raw, reader, rt, extra, path, min_rt, max_rt, min_readers
+            frame, raw, reader, rt, extra, path, min_rt, max_rt, min_readers, file_names
         )
     check_positions(frame, path)
     frame = frame.sort_values(["story", "position"], kind="stable").reset_index(drop=True)
@@ -452,23 +454,28 @@ def _aggregate(
     min_rt: float | None,
     max_rt: float | None,
     min_readers: int,
+    file_names: dict[str, str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-word means of per-reader rows (indexed by each word's first line), and the rows."""
-    per_word = [c for c in frame.columns if c not in ("story", "position")]
-    # the file's own names, so that errors name the file's columns
-    reader_name = reader if reader not in frame.columns else "reader"
-    rt_name = rt if rt not in (*frame.columns, reader_name) else "rt"
-    rows = frame.assign(**{reader_name: raw[reader], rt_name: raw[rt]})
+    # the file's own column names, so that errors name the file's columns
+    per_word = {c: file_names.get(c, c) for c in frame.columns if c not in ("story", "position")}
+    taken = {"story", "position", "rt", "n_readers", reader, rt}
+    if len(set(per_word.values())) < len(per_word) or taken & set(per_word.values()):
+        per_word = {c: c for c in per_word}
+    rows = frame.rename(columns=per_word)
+    reader_name = reader if reader not in rows.columns else "reader"
+    rt_name = rt if rt not in (*rows.columns, reader_name) else "rt"
+    rows = rows.assign(**{reader_name: raw[reader], rt_name: raw[rt]})
     words = aggregate_readers(
         rows,
         min_rt=min_rt,
         max_rt=max_rt,
         min_readers=min_readers,
-        keep=per_word,
+        keep=list(per_word.values()),
         source=path,
         reader=reader_name,
         rt=rt_name,
-    )
+    ).rename(columns={v: k for k, v in per_word.items()})
     first_line = rows.reset_index().groupby(["story", "position"])["line"].min()
     at = pd.MultiIndex.from_frame(words[["story", "position"]])
     words.index = pd.Index(first_line.reindex(at).to_numpy(), name="line")
