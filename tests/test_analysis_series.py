@@ -14,6 +14,7 @@ from lightning_helpers import TinyLM, token_loader
 from phasewatch import keys
 from phasewatch.analysis import TABLE_CSV, analyze_checkpoints, read_table
 from phasewatch.callbacks import AttentionMonitor, PPPMonitor
+from phasewatch.cli import main as cli_main
 
 STEPS = [2, 4, 6]
 BATCH, LENGTH = 8, 64  # token_loader's batches: 8 sequences of 64 tokens
@@ -120,6 +121,11 @@ def test_three_layouts_give_the_table_the_callbacks_logged(trained_series, ns_to
     # the table on disk is the returned one, floats exactly
     on_disk = read_table(tmp_path / "c" / TABLE_CSV)
     assert on_disk.equals(hub.tidy)
+    # the same from the command line (revisions repeated and comma-separated)
+    args = ["analyze", "--repo", "local/tiny", "--revisions", "step2,step4", "--revisions", "step6"]
+    args += ["--cache-dir", str(root / "hub"), "--local-files-only", "--tokens-per-step", "512"]
+    assert cli_main([*args, "--folds", "5", "--quiet", "--out", str(tmp_path / "d")]) == 0
+    assert read_table(tmp_path / "d").equals(hub.tidy)
 
 
 @pytest.mark.slow
