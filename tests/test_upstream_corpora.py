@@ -380,6 +380,55 @@ def test_upstream_corpora_are_registered_without_a_manifest(name, spillover):
     assert corpus.license and corpus.citation
 
 
+# --- At scale: Natural Stories written in each upstream layout ----------------------------------
+
+
+def _write_ns_layout(corpus: str, ns, folder: Path) -> None:
+    """Natural Stories as two readers (mean ± 10 ms) in the upstream layout of ``corpus``."""
+    f = ns.frame
+    rows = [
+        (reader, int(s), int(p), w, float(rt) + delta)
+        for reader, delta in (("r1", -10.0), ("r2", 10.0))
+        for s, p, w, rt in zip(f["story"], f["position"], f["word"], f["rt"], strict=True)
+    ]
+    folder.mkdir()
+    if corpus == "provo":
+        with open(folder / provo.NORMS_FILE, "w", newline="", encoding="latin-1") as out:
+            w = csv.writer(out)
+            w.writerow(["Word_Unique_ID", "Text_ID", "Text", "Word_Number", "Word"])
+            w.writerows((f"{s}_1", s, t, 1, "x") for s, t in ns.texts.items())
+        with open(folder / provo.EYE_FILE, "w", newline="", encoding="latin-1") as out:
+            w = csv.writer(out)
+            w.writerow(
+                ["Participant_ID", "Text_ID", "Word_Number", "Word", "IA_FIRST_RUN_DWELL_TIME"]
+            )
+            w.writerows((r, s, p, word, rt) for r, s, p, word, rt in rows)
+    elif corpus == "ucl":
+        with open(folder / ucl.EYE_FILE, "w", newline="") as out:
+            w = csv.writer(out, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
+            w.writerow(["subj_nr", "sent_nr", "word_pos", "word", "RTfirstpass"])
+            w.writerows((int(r[1]), s, p, word, rt) for r, s, p, word, rt in rows)
+    else:
+        with open(folder / brown.FILE, "w", newline="") as out:
+            w = csv.writer(out, lineterminator="\n")
+            w.writerow(["", "subject", "text_id", "text_pos", "word", "time"])
+            w.writerows(
+                (i, r, s - 1, p - 1, word, rt) for i, (r, s, p, word, rt) in enumerate(rows)
+            )
+
+
+@pytest.mark.parametrize("name", ["provo", "ucl", "brown"])
+def test_natural_stories_in_each_upstream_layout_loads_back_exactly(name, ns_corpus, tmp_path):
+    _write_ns_layout(name, ns_corpus, tmp_path / name)
+    loaded = corpora.load(name, data_dir=tmp_path, min_rt=None, max_rt=None)
+    ns = ns_corpus.frame
+    assert loaded.frame["word"].tolist() == ns["word"].tolist()  # quotes, commas, all 10,256
+    assert loaded.frame["story"].tolist() == ns["story"].tolist()
+    assert (loaded.frame["rt"] - ns["rt"]).abs().max() < 1e-9
+    assert set(loaded.frame["n_readers"]) == {2}
+    assert loaded.texts == ns_corpus.texts
+
+
 # --- The recipes page's examples ---------------------------------------------------------------
 
 RECIPES = Path(__file__).resolve().parents[1] / "docs" / "corpora-recipes.md"
