@@ -92,8 +92,10 @@ def test_download_fills_the_cache_and_loads_the_corpus(mirror, tmp_path):
     assert sorted(requests) == [
         f"/naturalstories/{ns.TOKENS_PATH}",
         f"/naturalstories/{ns.WORDINFO_PATH}",
+        f"/naturalstories/{ns.PARSES_PATH}",
     ]
-    for relpath in (ns.TOKENS_PATH, ns.WORDINFO_PATH):
+    assert corpus.has_dependencies
+    for relpath in (ns.TOKENS_PATH, ns.WORDINFO_PATH, ns.PARSES_PATH):
         cached = _cached(tmp_path, relpath)
         assert cached.read_bytes() == (SOURCE / relpath).read_bytes()
 
@@ -104,7 +106,7 @@ def test_second_load_makes_no_request(mirror):
     served = len(requests)
     verify._sha256_of_version.cache_clear()  # as in a new process: the cache is re-verified
     second = load("naturalstories")
-    assert served == 2
+    assert served == 3  # words, reading times, parses
     assert len(requests) == served
     assert second.frame.equals(first.frame)
 
@@ -260,3 +262,9 @@ def test_phasewatch_data_without_the_corpus_is_named_when_the_download_fails(
     message = str(caught.value)
     assert f"PHASEWATCH_DATA={empty} is set but holds no naturalstories/ folder" in message
     assert f"{empty}/naturalstories/{ns.TOKENS_PATH}" in message  # where to put the file
+
+
+def test_ppp_alone_needs_no_parse_file(mirror):
+    corpus = load("naturalstories", dependencies=False)
+    assert not corpus.has_dependencies and len(corpus) == 10_256
+    assert f"/naturalstories/{ns.PARSES_PATH}" not in mirror.requests

@@ -364,3 +364,14 @@ def test_heads_sas_is_logged_with_the_best_single_head_and_is_at_least_it(tokeni
     pooled = sum(uas * direct.arcs_per_relation[r] for r, (_, uas) in direct.per_relation.items())
     assert direct.sas == pytest.approx(pooled / direct.n_arcs)
     torch.testing.assert_close(per_head["syntactic"], direct.per_head)
+
+
+def test_arcs_of_one_relation_are_scored(tokenizer):
+    # torchmetrics squeezes a one-element compute() output to a 0-dim tensor: the per-relation
+    # counts of a single relation were indexed as a vector and raised IndexError
+    one_relation = DEPENDENCIES.assign(relation="dep")
+    model = PlantedSyntaxModel(tokenizer)
+    result = syntactic_scores(model, tokenizer, CORPUS, one_relation, bos_token_id=0)
+    assert result.arcs_per_relation == {"dep": 17}
+    assert result.per_relation["dep"] == ((0, 0), pytest.approx(1.0))
+    assert result.sas == pytest.approx(1.0)

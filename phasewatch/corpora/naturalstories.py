@@ -38,7 +38,7 @@ _CONLLX_COLUMNS = 10
 _PUNCT = "punct"
 
 
-def load(*, data_dir: str | Path | None = None) -> ReadingTimeCorpus:
+def load(*, data_dir: str | Path | None = None, dependencies: bool = True) -> ReadingTimeCorpus:
     """Natural Stories in phasewatch's schema: one row per displayed word, 10,256 rows.
 
     Joins ``naturalstories_RTS/all_stories.tok`` (word, zone, item) with
@@ -50,7 +50,8 @@ def load(*, data_dir: str | Path | None = None) -> ReadingTimeCorpus:
       answers right),
     - ``n_readers``: ``nItem``, the number of readers behind ``rt`` (about 83).
 
-    ``dependencies`` holds the Universal Dependencies arcs of :func:`load_dependencies`.
+    ``dependencies`` holds the Universal Dependencies arcs of :func:`load_dependencies` (a third
+    file, ``parses/ud/stories-aligned.conllx``); ``dependencies=False`` skips it, for PPP alone.
 
     Self-paced reading: ``default_spillover`` is 4 (the current word and 4 previous words enter
     the ΔLL regression, as in Aoyama & Wilcox, 2025).
@@ -92,7 +93,7 @@ def load(*, data_dir: str | Path | None = None) -> ReadingTimeCorpus:
         citation=CITATION,
         measure="self-paced reading",
         default_spillover=4,
-        dependencies=load_dependencies(data_dir=data_dir),
+        dependencies=load_dependencies(data_dir=data_dir) if dependencies else None,
         language="en",
         extras={
             "rt": "meanItemRT (ms), upstream exclusions applied",

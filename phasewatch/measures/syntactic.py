@@ -194,6 +194,11 @@ def syntactic_scores(
             "word without tokens): raise `max_tokens`"
         )
     values = metric.compute()
+    # torchmetrics squeezes one-element outputs: one relation's counts come back 0-dim
+    values["arcs_per_relation"] = values["arcs_per_relation"].reshape(len(relations))
+    values["per_relation"] = values["per_relation"].reshape(
+        len(relations), probe.num_layers, probe.num_heads
+    )
     per_relation, counts = {}, {}
     for i, relation in enumerate(relations):
         n = int(values["arcs_per_relation"][i])
