@@ -103,6 +103,7 @@ def test_one_key_per_corpus_and_the_mean_match_an_independent_recomputation(
 ):
     monitor, weights = run["monitor"], run["weights"]
     assert monitor.spillovers == {"naturalstories": 4, EYE: 2}  # the eye corpus's by its measure
+    assert set(monitor.history) == set(monitor.produces)  # every key announced is logged, no other
     assert sorted(weights.models) == STEPS
     measures = {
         "naturalstories": PPPMeasure(load("naturalstories"), spillover=4, folds=5),
@@ -233,6 +234,12 @@ def test_a_corpus_name_defaults_to_its_registered_measure_spillover(eye_register
 def test_bad_corpora_name_the_fix(kwargs, error, match):
     with pytest.raises(error, match=match):
         PPPMonitor(**kwargs)
+
+
+def test_both_ppp_curves_per_corpus_and_as_means(eye_registered):
+    produces = set(PPPMonitor(corpora=["naturalstories", EYE], control_tokens="both").produces)
+    for key in ("delta_ll_tokctrl", "delta_ll_tokctrl_se", "decline_since_best_tokctrl"):
+        assert {f"ppp/{key}", f"ppp/naturalstories/{key}", f"ppp/{EYE}/{key}"} <= produces
 
 
 def test_a_prefix_composes_with_the_corpus_keys(eye_registered):
