@@ -105,7 +105,7 @@ def test_balanced_fixed_effects_equal_ols_on_word_means(planted):
 
 
 def dense_loglik(y, x, z_reader, z_item, var_reader, var_item, var_residual):
-    """ML log-likelihood of y (ms) with β profiled by GLS, crossed intercepts, dense V.
+    """ML log-likelihood of y (ms) with β profiled by GLS, crossed intercepts, dense V; β; SE(β).
 
     In torch float64 on one thread: numpy's multithreaded BLAS is ~100x slower on busy cores.
     """
@@ -124,7 +124,8 @@ def dense_loglik(y, x, z_reader, z_item, var_reader, var_item, var_residual):
     log_det = 2 * torch.log(torch.diagonal(chol)).sum()
     quad = (resid.T @ torch.cholesky_solve(resid, chol)).squeeze()
     loglik = -0.5 * (len(y) * math.log(2 * math.pi) + log_det + quad)
-    return float(loglik), beta.numpy()
+    se = torch.sqrt(torch.diagonal(torch.linalg.inv(x.T @ vi_x)))
+    return float(loglik), beta.numpy(), se.numpy()
 
 
 def test_loglik_is_the_dense_crossed_ml_maximum():
@@ -142,12 +143,13 @@ def test_loglik_is_the_dense_crossed_ml_maximum():
     assert (result.n_obs, result.n_readers, result.n_items) == (len(y), 4, z_item.shape[1])
     assert result.n_dropped == len(readers) - len(y)
 
-    at_estimate, beta = dense_loglik(
+    at_estimate, beta, se = dense_loglik(
         y, x, z_reader, z_item, result.var_reader, result.var_item, result.var_residual
     )
     assert result.loglik_full == pytest.approx(at_estimate, abs=1e-6)
     surprisal_0 = list(design.columns[2:]).index("surprisal_0")
     assert result.coef[0] == pytest.approx(beta[1 + surprisal_0], rel=1e-6)
+    assert result.se[0] == pytest.approx(se[1 + surprisal_0], rel=1e-6)  # GLS SE, lme4's vcov
 
     def negative(log_var):
         return -dense_loglik(y, x, z_reader, z_item, *np.exp(log_var))[0]
@@ -173,6 +175,22 @@ def test_corpus_with_readers_is_used_and_one_without_gets_a_clear_error():
         delta_loglik_mixed(no_readers, frame)
     with pytest.raises(ValueError, match="needs per-reader data"):
         delta_loglik_mixed(None, frame)
+
+
+def test_readings_outside_the_kept_rule_are_left_out():
+    # Loaders mark the readings behind the per-word mean with `kept`; outliers marked False must
+    # not enter the mixed model either (here 4 readings of 20 s would dominate the fit).
+    readers, words = per_reader_fixture(PLANTED_MS_PER_BIT, n_words=40, n_readers=3)
+    outliers = readers.sample(4, random_state=0).index
+    marked = readers.assign(kept=True)
+    marked.loc[outliers, ["rt", "kept"]] = [20_000.0, False]
+    result = delta_loglik_mixed(marked, words, spillover=0)
+    clean = delta_loglik_mixed(readers.drop(index=outliers), words, spillover=0)
+    assert result.delta_ll == pytest.approx(clean.delta_ll, rel=1e-9)
+    assert result.n_obs == clean.n_obs == len(readers) - 4
+    assert result.n_dropped == 4
+    every_row = delta_loglik_mixed(marked, words, spillover=0, kept=None)
+    assert every_row.var_residual > 10 * result.var_residual
 
 
 def test_bad_per_reader_input_names_the_fix():

@@ -120,6 +120,7 @@ def delta_loglik_mixed(
     reader: str = "reader",
     response: str = "rt",
     word: str = "word",
+    kept: str | None = "kept",
     frequency_floor: float = DEFAULT_FREQUENCY_FLOOR,
     optimizers: str | Sequence[str] = DEFAULT_OPTIMIZERS,
 ) -> MixedPPPResult:
@@ -137,11 +138,16 @@ def delta_loglik_mixed(
             lags ``0 … spillover`` (previous words of the same story; 4 for self-paced reading, 2
             for eye tracking).
         story, position, reader, response, word: column names.
+        kept: a boolean column of ``readers`` saying which readings entered the per-word mean
+            (``load_tsv`` and the upstream loaders write it: nonzero and within the outlier
+            bounds); rows where it is False are left out, so both ΔLLs use the same readings.
+            Ignored when the column is absent; ``None`` = use every row.
         optimizers: scipy optimizer name(s) ``MixedLM.fit`` tries in turn.
 
         Rows dropped (``n_dropped``): per-reader rows whose word lacks a full spillover history or
         has a non-finite predictor, and rows whose response is not finite or is 0 (a skipped
-        word, left out as in the per-word ΔLL; it still serves as a lag of later words).
+        word, left out as in the per-word ΔLL; it still serves as a lag of later words), and
+        rows whose ``kept`` is False.
 
     As output:
         :class:`MixedPPPResult`: ``delta_ll`` (nats/observation, in-sample), the LR test, the
@@ -170,6 +176,8 @@ def delta_loglik_mixed(
     row_item = _item_of_each_row(readers, words, story, position, item)
     y = readers[response].to_numpy(dtype=np.float64, na_value=np.nan)
     used = (row_item >= 0) & np.isfinite(y) & (y != 0)
+    if kept is not None and kept in readers.columns:
+        used &= readers[kept].fillna(False).to_numpy(dtype=bool)
     used[used] &= np.isfinite(base[row_item[used]]).all(1)
     used[used] &= np.isfinite(surp[row_item[used]]).all(1)
     n_obs = int(used.sum())
@@ -190,11 +198,11 @@ def delta_loglik_mixed(
     if not y_scale > 0:
         raise ValueError("every used reading time is the same; ΔLL is undefined")
     ys = (y - y_center) / y_scale
-    vc = _crossed_intercepts(reader_codes, len(reader_ids), item_codes, len(items))
-
-    fit_base = _fit_ml(ys, _standardize(x_base)[0], vc, optimizers)
+    fit_base = _fit_ml(
+        _crossed_model(ys, _standardize(x_base)[0], reader_codes, item_codes), optimizers
+    )
     xs_full, _, x_scale = _standardize(x_full)
-    fit_full = _fit_ml(ys, xs_full, vc, optimizers)
+    fit_full = _fit_ml(_crossed_model(ys, xs_full, reader_codes, item_codes), optimizers)
 
     # ℓ of y in ms = ℓ of the standardized response − N ln(scale): the Jacobian cancels in ΔLL
     jacobian = n_obs * math.log(y_scale)
@@ -311,27 +319,68 @@ def _positions(frame: pd.DataFrame, position: str) -> np.ndarray:
 # --- fitting -------------------------------------------------------------------------------------
 
 
-def _crossed_intercepts(reader_codes: np.ndarray, n_readers: int, item_codes, n_items: int):
-    """statsmodels ``VCSpec``: one group, random intercepts of readers and items (sparse)."""
-    from statsmodels.regression.mixed_linear_model import VCSpec
+def _indicator(codes: np.ndarray, width: int) -> sparse.csr_array:
+    """Sparse 0/1 design: row ``i`` has a 1 in column ``codes[i]``."""
+    rows = np.arange(len(codes))
+    return sparse.csr_array((np.ones(len(codes)), (rows, codes)), shape=(len(codes), width))
 
-    def indicator(codes: np.ndarray, width: int) -> sparse.csr_array:
-        rows = np.arange(len(codes))
-        return sparse.csr_array((np.ones(len(codes)), (rows, codes)), shape=(len(codes), width))
 
-    return VCSpec(
+def _crossed_model(y: np.ndarray, x: np.ndarray, readers: np.ndarray, items: np.ndarray):
+    """``MixedLM`` with one group and reader and item intercepts as variance components.
+
+    Its ``hessian`` is replaced by the fixed-effects block alone, ``−X′V⁻¹X`` (the GLS
+    information, lme4's ``vcov``), computed with a sparse Woodbury solve. statsmodels' own
+    Hessian also differentiates the variance components, which builds dense observations × items
+    matrices (tens of GB at the size of Natural Stories); the variance components' standard errors
+    are not reported, so their block is left as −identity.
+    """
+    from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, VCSpec
+
+    n_readers, n_items = int(readers.max()) + 1, int(items.max()) + 1
+    z_item, z_reader = _indicator(items, n_items), _indicator(readers, n_readers)
+
+    class CrossedInterceptsMixedLM(MixedLM):
+        def hessian(self, params: Any) -> tuple[np.ndarray, bool]:
+            if not isinstance(params, MixedLMParams):
+                params = MixedLMParams.from_packed(
+                    params, self.k_fe, self.k_re, use_sqrt=self.use_sqrt, has_fe=True
+                )
+            v_inv = _woodbury_inverse(z, ztz, params.vcomp, (n_items, n_readers))
+            resid = self.endog - self.exog @ params.fe_params
+            scale = float(resid @ v_inv(resid)) / self.n_totobs  # ML: RSS_V / N
+            k_fe = self.k_fe
+            hess = -np.eye(k_fe + self.k_vc)
+            hess[:k_fe, :k_fe] = -(self.exog.T @ v_inv(self.exog)) / scale
+            return hess, False
+
+    z = sparse.hstack([z_item, z_reader]).tocsr()
+    ztz = (z.T @ z).tocsc()
+    vc = VCSpec(
         ["item", "reader"],
         [[[f"item{i}" for i in range(n_items)]], [[f"reader{i}" for i in range(n_readers)]]],
-        [[indicator(item_codes, n_items)], [indicator(reader_codes, n_readers)]],
+        [[z_item], [z_reader]],
     )
+    n = len(y)
+    return CrossedInterceptsMixedLM(y, x, groups=np.zeros(n), exog_re=np.zeros((n, 0)), exog_vc=vc)
 
 
-def _fit_ml(y: np.ndarray, x: np.ndarray, vc: Any, optimizers: list[str]):
-    """``MixedLM`` ML fit with the variance components only (no per-group random effect)."""
-    from statsmodels.regression.mixed_linear_model import MixedLM
+def _woodbury_inverse(z, ztz, vcomp: np.ndarray, widths: tuple[int, int]):
+    """``a ↦ (I + Z D Z′)⁻¹ a``, ``D = diag(vcomp per column)``: ``a − Z (D⁻¹ + Z′Z)⁻¹ Z′a``."""
+    from scipy.sparse.linalg import splu
+
+    d_inv = np.repeat(1.0 / np.maximum(np.asarray(vcomp, dtype=np.float64), 1e-12), widths)
+    lu = splu((ztz + sparse.diags_array(d_inv)).tocsc())
+
+    def solve(a: np.ndarray) -> np.ndarray:
+        return a - z @ lu.solve(np.asarray(z.T @ a))
+
+    return solve
+
+
+def _fit_ml(model: Any, optimizers: list[str]):
+    """ML fit (``reml=False``) of a :func:`_crossed_model`; warns when it did not converge."""
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-    model = MixedLM(y, x, groups=np.zeros(len(y)), exog_re=np.zeros((len(y), 0)), exog_vc=vc)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # boundary notes; we report below
         result = model.fit(reml=False, method=optimizers)
