@@ -156,8 +156,9 @@ def load_dutch(
 
 
 def read_sheet(path: Path, required: list[str]) -> pd.DataFrame:
-    """The first worksheet of ``path`` as strings, indexed by spreadsheet row number (1 = the
-    header); an empty cell is ``""``, an integral number is written without ``.0``.
+    """The ``required`` columns of the first worksheet of ``path`` as strings, indexed by
+    spreadsheet row number (1 = the header); an empty cell is ``""``, an integral number is written
+    without ``.0``. Rows whose required cells are all empty are skipped.
 
     Raises:
         ImportError: ``openpyxl`` is missing.
@@ -182,24 +183,25 @@ def read_sheet(path: Path, required: list[str]) -> pd.DataFrame:
     try:
         rows = book.worksheets[0].iter_rows(values_only=True)
         header = [_cell(v) for v in next(rows, ())]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise CorpusDataError(
+                path,
+                f"lacks the columns {missing}",
+                expected=f"a header row with the columns {required} in the first worksheet",
+                found=f"the columns {header}",
+                fix="use the upstream workbook unchanged (column names are case-sensitive)",
+            )
+        at = [header.index(c) for c in required]
         cells, numbers = [], []
         for number, row in enumerate(rows, start=2):
-            values = [_cell(v) for v in row]
+            values = [_cell(row[i]) if i < len(row) else "" for i in at]
             if any(values):
-                cells.append(values + [""] * (len(header) - len(values)))
+                cells.append(values)
                 numbers.append(number)
     finally:
         book.close()
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise CorpusDataError(
-            path,
-            f"lacks the columns {missing}",
-            expected=f"a header row with the columns {required} in the first worksheet",
-            found=f"the columns {header}",
-            fix="use the upstream workbook unchanged (column names are case-sensitive)",
-        )
-    frame = pd.DataFrame([c[: len(header)] for c in cells], columns=header, dtype=str)
+    frame = pd.DataFrame(cells, columns=list(required), dtype=str)
     frame.index = pd.Index(numbers, name="line")
     return frame
 
