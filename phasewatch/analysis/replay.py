@@ -92,7 +92,8 @@ def replay(series: list[MeasuredCheckpoint], watch: dict[str, dict] | None) -> A
 def write_history(
     out_dir: str | Path, analysis: Analysis, series: list[MeasuredCheckpoint], config: dict
 ) -> Path:
-    """``phasewatch_history.jsonl`` for ``phasewatch report`` (unknown tokens: the step)."""
+    """``phasewatch_history.jsonl`` for ``phasewatch report`` (unknown tokens: null; the report
+    then draws against steps)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = [config]
@@ -101,7 +102,7 @@ def write_history(
         for name, group in analysis.tidy.groupby("checkpoint", sort=False)
     }
     for m in series:
-        tokens = m.tokens if m.tokens is not None else m.step
+        tokens = m.tokens
         records.append(
             {"kind": "measurement", "step": m.step, "tokens": tokens, "values": values[m.name]}
         )

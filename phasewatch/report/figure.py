@@ -47,20 +47,21 @@ def report_figure(
     ax_heads = fig.add_subplot(grid[1, :], sharex=ax_ppp)
     ax_loss = fig.add_subplot(grid[2, :], sharex=ax_ppp)
 
+    x = history.axis  # tokens, or steps when the run did not record tokens
     several = summary.several_corpora
     for number, series in enumerate(ppp_series(history)):
         ppp, se = history.get(series), history.get(keys.se_key(series))
         own = keys.split_prefix(series)[1] is not None  # a corpus's (or prefixed monitor's)
         label = _curve_legend(series, several)
         style = dict(ms=2, lw=0.9, alpha=0.8) if own and series != key else dict(ms=3, lw=1.6)
-        line = ax_ppp.plot(
-            ppp["tokens"], ppp["value"], "o-" if not own else "s--", label=label, **style
-        )[0]
+        line = ax_ppp.plot(ppp[x], ppp["value"], "o-" if not own else "s--", label=label, **style)[
+            0
+        ]
         line.set_gid(series)  # the key a line draws, for readers of the figure (and tests)
         if se is not None and len(se) == len(ppp):
             low, high = ppp["value"] - se["value"], ppp["value"] + se["value"]
             alpha = 0.1 if own else 0.25
-            ax_ppp.fill_between(ppp["tokens"], low, high, color=f"C{number}", alpha=alpha)
+            ax_ppp.fill_between(ppp[x], low, high, color=f"C{number}", alpha=alpha)
         line.set_color(f"C{number}")
     if ppp_series(history):
         ax_ppp.axhline(0, color="grey", lw=0.5)
@@ -72,23 +73,25 @@ def report_figure(
     for head_key, label in HEAD_SERIES.items():
         frame = history.get(head_key)
         if frame is not None:
-            ax_heads.plot(frame["tokens"], frame["value"], "o-", ms=2, label=label)
+            ax_heads.plot(frame[x], frame["value"], "o-", ms=2, label=label)
     ax_heads.set_ylabel("head score\n(0–1)")
     ax_heads.set_ylim(-0.02, 1.02)
     ax_heads.legend(fontsize=7, loc="upper left")
 
     loss = next((history.get(k) for k in LOSS_KEYS if history.get(k) is not None), None)
     if loss is not None:
-        ax_loss.plot(loss["tokens"], loss["value"], "-", color="C3")
+        ax_loss.plot(loss[x], loss["value"], "-", color="C3")
     ax_loss.set_ylabel("train loss\n(nats/token)")
-    ax_loss.set_xlabel("tokens seen")
+    ax_loss.set_xlabel("tokens seen" if x == "tokens" else "step (tokens not recorded)")
 
     for ax in (ax_ppp, ax_heads, ax_loss):
         for event in summary.transitions:
-            if event.tokens is not None:
-                ax.axvline(event.tokens, color="red", ls="--", lw=1)
+            at = event.tokens if x == "tokens" else event.step
+            if at is not None:
+                ax.axvline(at, color="red", ls="--", lw=1)
         if summary.ppp_peaked:
-            ax.axvline(summary.ppp_max.tokens, color="green", ls=":", lw=1.5)
+            peak = summary.ppp_max
+            ax.axvline(peak.tokens if x == "tokens" else peak.step, color="green", ls=":", lw=1.5)
         ax.grid(alpha=0.3)
     marks = [] if key == keys.PPP_DELTA_LL else [f"peak decided on {key}"]
     if summary.transitions:
@@ -99,11 +102,13 @@ def report_figure(
         marks.append("no PPP peak")
     ax_ppp.set_title(f"{title}  ({'; '.join(marks) or 'no transition detected'})", fontsize=10)
 
-    positive = [t for f in history.series.values() for t in f["tokens"] if t > 0]
+    positive = [t for f in history.series.values() for t in f[x] if t > 0]
     if positive and max(positive) / min(positive) > 100:  # dense early evaluations: log axis
         ax_loss.set_xscale("symlog", linthresh=min(positive))
         ax_loss.set_xlim(left=0)
-        ax_loss.set_xlabel("tokens seen (log scale above the first evaluation)")
+        ax_loss.set_xlabel(
+            f"{'tokens seen' if x == 'tokens' else 'step'} (log scale above the first evaluation)"
+        )
     _heatmap_rows(fig, grid, history, summary)
     return fig
 

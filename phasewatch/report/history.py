@@ -32,6 +32,13 @@ class RunHistory:
     peaks: list[PeakEvent] = field(default_factory=list)
     configs: list[dict] = field(default_factory=list)
 
+    @property
+    def axis(self) -> str:
+        """``"tokens"`` when every measurement recorded its tokens, else ``"step"`` (a checkpoint
+        series analysed offline may not know its tokens): the column curves are drawn against."""
+        known = all(frame["tokens"].notna().all() for frame in self.series.values())
+        return "tokens" if known else "step"
+
     def get(self, key: str) -> pd.DataFrame | None:
         frame = self.series.get(key)
         return None if frame is None or frame.empty else frame

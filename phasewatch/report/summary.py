@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
+
 from phasewatch import keys
 from phasewatch.detect import PeakEvent, TransitionEvent
 from phasewatch.detect.events import PairedDifference, z_score
@@ -32,15 +34,13 @@ class PPPPoint:
     """One PPP evaluation: ΔLL (nats/word) ± SE at a step."""
 
     step: int
-    tokens: int
+    tokens: int | None  # None: not recorded (e.g. a checkpoint series analysed offline)
     delta_ll: float
     se: float
 
     def __str__(self) -> str:
-        return (
-            f"{self.delta_ll:+.4f} ± {self.se:.4f} nats/word at step {self.step} "
-            f"({self.tokens:,} tokens)"
-        )
+        tokens = "" if self.tokens is None else f" ({self.tokens:,} tokens)"
+        return f"{self.delta_ll:+.4f} ± {self.se:.4f} nats/word at step {self.step}{tokens}"
 
 
 @dataclass(frozen=True)
@@ -211,8 +211,9 @@ def _curve(history: RunHistory, key: str, min_z: float, several: bool) -> PPPCur
     def point(i: int) -> PPPPoint:
         row = ppp.iloc[i]
         step = int(row["step"])
+        tokens = None if pd.isna(row["tokens"]) else int(row["tokens"])
         return PPPPoint(
-            step, int(row["tokens"]), float(row["value"]), float(se_by_step.get(step, float("nan")))
+            step, tokens, float(row["value"]), float(se_by_step.get(step, float("nan")))
         )
 
     best = int(ppp["value"].to_numpy().argmax())
