@@ -22,7 +22,7 @@ def _data(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from phasewatch.report import write_report
 
-    written = write_report(args.run_dir, args.out, min_z=args.min_z)
+    written = write_report(args.run_dir, args.out, min_z=args.min_z, key=args.key)
     print(written["summary"])
     print(f"report: {written['png']}\n        {written['html']}")
     return 0
@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=2.0,
         help="paired-test threshold (SE) for calling a PPP peak (default 2)",
+    )
+    report.add_argument(
+        "--key",
+        default="ppp/delta_ll",
+        help="the ΔLL curve that decides the peak: ppp/delta_ll (with several corpora their "
+        "mean; default) or one corpus's ppp/<corpus>/delta_ll",
     )
     report.set_defaults(func=_report)
 

@@ -279,3 +279,13 @@ def test_the_mean_is_called_a_mean_only_when_several_corpora_were_measured(tmp_p
     assert [c.label for c in summary.curves] == ["PPP, mean over corpora", "PPP on a"]
     assert summary.ppp_max.step == 1  # the mean's highest, not corpus a's (step 2)
     assert summarize_run(several, key="ppp/a/delta_ll").ppp_max.step == 2
+
+
+def test_report_command_decides_on_the_key_it_is_given(run, capsys):
+    from phasewatch.cli import main
+
+    assert main(["report", str(run["root"]), "--out", str(run["root"] / "cli")]) == 0
+    assert "peak is decided on" not in capsys.readouterr().out
+    key = f"ppp/{EYE}/delta_ll"
+    assert main(["report", str(run["root"]), "--out", str(run["root"] / "cli"), "--key", key]) == 0
+    assert f"peak is decided on {key}" in capsys.readouterr().out

@@ -6,6 +6,7 @@ from phasewatch.measures.delta_loglik import PPPResult, assign_folds, delta_logl
 from phasewatch.measures.entropy import attention_entropy
 from phasewatch.measures.head_scores import all_head_scores, head_scores, repeated_token_probe
 from phasewatch.measures.metrics import AttentionEntropy, HeadScore, SyntacticAttentionScore
+from phasewatch.measures.ppp_corpora import CorporaPPP
 from phasewatch.measures.surprisal import word_surprisal
 from phasewatch.measures.syntactic import SyntacticResult, syntactic_scores
 from phasewatch.measures.tokenization import ByteTokenizer
@@ -13,6 +14,7 @@ from phasewatch.measures.tokenization import ByteTokenizer
 __all__ = [
     "AttentionEntropy",
     "ByteTokenizer",
+    "CorporaPPP",
     "HeadScore",
     "HeadSummary",
     "PPPResult",
