@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 def _data(args: argparse.Namespace) -> int:
     from phasewatch.corpora import data_files, fetch
+    from phasewatch.corpora.manifest import read_manifest
 
+    try:
+        read_manifest(args.corpus)
+    except ValueError as error:
+        print(f"phasewatch data: {error}", file=sys.stderr)
+        return 2
     if args.action == "fetch":
         folder = fetch(args.corpus, cache_dir=args.cache_dir, base_url=args.base_url)
         print(f"{args.corpus}: verified files in {folder}")

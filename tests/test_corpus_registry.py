@@ -60,3 +60,13 @@ def test_dependencies_must_have_the_arc_columns():
 def test_naturalstories_carries_its_own_arcs(ns_corpus):
     assert ns_corpus.has_dependencies
     assert len(ns_corpus.dependencies) == len(ns_corpus.frame) == 10256
+
+
+@pytest.mark.parametrize("action", ["where", "fetch"])
+def test_data_command_on_a_corpus_without_manifest_says_where_its_files_go(action, capsys):
+    from phasewatch.cli import main
+
+    assert main(["data", action, "provo"]) == 2
+    err = capsys.readouterr().err
+    assert "'provo' has no manifest" in err and "$PHASEWATCH_DATA/provo/" in err
+    assert "corpora-recipes.md" in err and "Traceback" not in err

@@ -56,6 +56,15 @@ def read_manifest(corpus: str) -> dict[str, ManifestEntry]:
     """Relative path → :class:`ManifestEntry` for every file of ``corpus``, in manifest order."""
     known = manifest_corpora()
     if corpus not in known:
+        from phasewatch.corpora.registry import registered_corpora
+
+        if corpus in registered_corpora():
+            raise ValueError(
+                f"{corpus!r} has no manifest: phasewatch pins no copy of its files, so it can "
+                f"neither download nor verify them; put them under $PHASEWATCH_DATA/{corpus}/ "
+                "(or pass data_dir=) as docs/corpora-recipes.md says. Corpora with a manifest: "
+                f"{list(known)}"
+            )
         raise ValueError(f"`corpus` must be one of {list(known)}, got {corpus!r}")
     text = (_manifest_folder() / f"{corpus}.tsv").read_text("utf-8")
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
