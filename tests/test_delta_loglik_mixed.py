@@ -164,6 +164,19 @@ def test_loglik_is_the_dense_crossed_ml_maximum():
     assert result.loglik_full == pytest.approx(-best.fun, abs=1e-4)  # the ML maximum, not REML
 
 
+def test_the_sparse_path_equals_stock_statsmodels_mixedlm():
+    readers, words = per_reader_fixture(PLANTED_MS_PER_BIT, n_words=60, n_readers=5, skips=10)
+    fast = delta_loglik_mixed(readers, words, spillover=1)
+    stock = delta_loglik_mixed(readers, words, spillover=1, method="statsmodels")
+    assert fast.loglik_full == pytest.approx(stock.loglik_full, abs=1e-5)
+    assert fast.loglik_base == pytest.approx(stock.loglik_base, abs=1e-5)
+    assert fast.coef[0] == pytest.approx(stock.coef[0], rel=1e-5)
+    assert fast.var_item == pytest.approx(stock.var_item, rel=1e-3)
+    assert fast.var_reader == pytest.approx(stock.var_reader, rel=1e-3)
+    # SEs: GLS information (fast) vs statsmodels' full observed Hessian: close, not equal
+    assert fast.se[0] == pytest.approx(stock.se[0], rel=0.1)
+
+
 def test_corpus_with_readers_is_used_and_one_without_gets_a_clear_error():
     readers, words = per_reader_fixture(PLANTED_MS_PER_BIT, n_words=40, n_readers=3)
     frame = words.assign(word="the", rt=300.0)
@@ -200,6 +213,8 @@ def test_bad_per_reader_input_names_the_fix():
     stray = pd.concat([readers, readers.head(1).assign(story=9)], ignore_index=True)
     with pytest.raises(ValueError, match="1 per-reader rows name a"):
         delta_loglik_mixed(stray, words)
+    with pytest.raises(ValueError, match="`method` can be fast or statsmodels, got 'lme4'"):
+        delta_loglik_mixed(readers, words, method="lme4")
     with pytest.raises(ValueError, match="`spillover` must be an int >= 0"):
         delta_loglik_mixed(readers, words, spillover=-1)
     with pytest.raises(ValueError, match="usable reader × word observations"):

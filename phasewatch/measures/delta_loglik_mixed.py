@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
+from scipy import stats
 
 from phasewatch.measures.baselines import DEFAULT_FREQUENCY_FLOOR, add_baseline_columns
+from phasewatch.measures.crossed_mixedlm import sparse_model, stock_model
 from phasewatch.measures.delta_loglik import (
     _check_columns,
     _history,
@@ -44,11 +45,12 @@ from phasewatch.measures.delta_loglik import (
     spillover_text,
 )
 
-#: Optimizers ``MixedLM.fit`` tries in turn (scipy names). Gradient-free first: the profile
-#: likelihood has 2 free parameters (reader and item variance ratios), and statsmodels' gradient
-#: builds a dense observations × items matrix; on the test fixture Powell takes 1.9 s, L-BFGS
-#: 7.6 s (same log-likelihood to 1e-8), and statsmodels' default BFGS failed to converge.
-DEFAULT_OPTIMIZERS = ("powell", "nm", "lbfgs")
+#: Optimizers ``MixedLM.fit`` tries in turn (scipy names). Gradient-free: the profile likelihood
+#: has 2 free parameters (the reader and item variance ratios). On the test fixture with the stock
+#: MixedLM, Powell took 1.9 s, L-BFGS 7.6 s (the same log-likelihood to 1e-8), and statsmodels'
+#: default BFGS did not converge.
+DEFAULT_OPTIMIZERS = ("powell", "nm")
+_METHODS = ("fast", "statsmodels")
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ def delta_loglik_mixed(
     kept: str | None = "kept",
     frequency_floor: float = DEFAULT_FREQUENCY_FLOOR,
     optimizers: str | Sequence[str] = DEFAULT_OPTIMIZERS,
+    method: str = "fast",
 ) -> MixedPPPResult:
     """In-sample ΔLL (nats/observation) of per-reader reading times, crossed random intercepts.
 
@@ -143,6 +146,10 @@ def delta_loglik_mixed(
             bounds); rows where it is False are left out, so both ΔLLs use the same readings.
             Ignored when the column is absent; ``None`` = use every row.
         optimizers: scipy optimizer name(s) ``MixedLM.fit`` tries in turn.
+        method: ``"fast"`` (a ``MixedLM`` subclass whose likelihood costs one sparse LU of the
+            (items + readers)² matrix per call, :mod:`phasewatch.measures.crossed_mixedlm`) or
+            ``"statsmodels"`` (the stock ``MixedLM``: same likelihood, SEs from its full Hessian,
+            which builds dense rows × items matrices: small data only). They agree to ~1e-6.
 
         Rows dropped (``n_dropped``): per-reader rows whose word lacks a full spillover history or
         has a non-finite predictor, and rows whose response is not finite or is 0 (a skipped
@@ -168,6 +175,8 @@ def delta_loglik_mixed(
         )
     spillover = int(spillover)
     optimizers = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+    if method not in _METHODS:
+        raise ValueError(f"`method` can be {' or '.join(_METHODS)}, got {method!r}")
     _check_reader_columns(readers, [story, position, reader, response])
     words = add_baseline_columns(words, baseline, word=word, floor=frequency_floor)
     _check_columns(words, [surprisal, story, position])
@@ -198,11 +207,10 @@ def delta_loglik_mixed(
     if not y_scale > 0:
         raise ValueError("every used reading time is the same; ΔLL is undefined")
     ys = (y - y_center) / y_scale
-    fit_base = _fit_ml(
-        _crossed_model(ys, _standardize(x_base)[0], reader_codes, item_codes), optimizers
-    )
+    model = sparse_model if method == "fast" else stock_model
+    fit_base = _fit_ml(model(ys, _standardize(x_base)[0], reader_codes, item_codes), optimizers)
     xs_full, _, x_scale = _standardize(x_full)
-    fit_full = _fit_ml(_crossed_model(ys, xs_full, reader_codes, item_codes), optimizers)
+    fit_full = _fit_ml(model(ys, xs_full, reader_codes, item_codes), optimizers)
 
     # ℓ of y in ms = ℓ of the standardized response − N ln(scale): the Jacobian cancels in ΔLL
     jacobian = n_obs * math.log(y_scale)
@@ -319,66 +327,8 @@ def _positions(frame: pd.DataFrame, position: str) -> np.ndarray:
 # --- fitting -------------------------------------------------------------------------------------
 
 
-def _indicator(codes: np.ndarray, width: int) -> sparse.csr_array:
-    """Sparse 0/1 design: row ``i`` has a 1 in column ``codes[i]``."""
-    rows = np.arange(len(codes))
-    return sparse.csr_array((np.ones(len(codes)), (rows, codes)), shape=(len(codes), width))
-
-
-def _crossed_model(y: np.ndarray, x: np.ndarray, readers: np.ndarray, items: np.ndarray):
-    """``MixedLM`` with one group and reader and item intercepts as variance components.
-
-    Its ``hessian`` is replaced by the fixed-effects block alone, ``−X′V⁻¹X`` (the GLS
-    information, lme4's ``vcov``), computed with a sparse Woodbury solve. statsmodels' own
-    Hessian also differentiates the variance components, which builds dense observations × items
-    matrices (tens of GB at the size of Natural Stories); the variance components' standard errors
-    are not reported, so their block is left as −identity.
-    """
-    from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, VCSpec
-
-    n_readers, n_items = int(readers.max()) + 1, int(items.max()) + 1
-    z_item, z_reader = _indicator(items, n_items), _indicator(readers, n_readers)
-
-    class CrossedInterceptsMixedLM(MixedLM):
-        def hessian(self, params: Any) -> tuple[np.ndarray, bool]:
-            if not isinstance(params, MixedLMParams):
-                params = MixedLMParams.from_packed(
-                    params, self.k_fe, self.k_re, use_sqrt=self.use_sqrt, has_fe=True
-                )
-            v_inv = _woodbury_inverse(z, ztz, params.vcomp, (n_items, n_readers))
-            resid = self.endog - self.exog @ params.fe_params
-            scale = float(resid @ v_inv(resid)) / self.n_totobs  # ML: RSS_V / N
-            k_fe = self.k_fe
-            hess = -np.eye(k_fe + self.k_vc)
-            hess[:k_fe, :k_fe] = -(self.exog.T @ v_inv(self.exog)) / scale
-            return hess, False
-
-    z = sparse.hstack([z_item, z_reader]).tocsr()
-    ztz = (z.T @ z).tocsc()
-    vc = VCSpec(
-        ["item", "reader"],
-        [[[f"item{i}" for i in range(n_items)]], [[f"reader{i}" for i in range(n_readers)]]],
-        [[z_item], [z_reader]],
-    )
-    n = len(y)
-    return CrossedInterceptsMixedLM(y, x, groups=np.zeros(n), exog_re=np.zeros((n, 0)), exog_vc=vc)
-
-
-def _woodbury_inverse(z, ztz, vcomp: np.ndarray, widths: tuple[int, int]):
-    """``a ↦ (I + Z D Z′)⁻¹ a``, ``D = diag(vcomp per column)``: ``a − Z (D⁻¹ + Z′Z)⁻¹ Z′a``."""
-    from scipy.sparse.linalg import splu
-
-    d_inv = np.repeat(1.0 / np.maximum(np.asarray(vcomp, dtype=np.float64), 1e-12), widths)
-    lu = splu((ztz + sparse.diags_array(d_inv)).tocsc())
-
-    def solve(a: np.ndarray) -> np.ndarray:
-        return a - z @ lu.solve(np.asarray(z.T @ a))
-
-    return solve
-
-
 def _fit_ml(model: Any, optimizers: list[str]):
-    """ML fit (``reml=False``) of a :func:`_crossed_model`; warns when it did not converge."""
+    """ML fit (``reml=False``) of a crossed-intercepts ``MixedLM``; warns if it did not converge."""
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
     with warnings.catch_warnings():
