@@ -79,6 +79,18 @@ def test_planted_surprisal_slope_recovered_within_its_se(planted):
     assert (result.n_obs, result.n_readers, result.n_items) == (8 * 148, 8, 148)
 
 
+def test_the_se_is_calibrated_over_seeds():
+    # Over 40 draws, (estimate − planted) / SE has SD ≈ 1 (here 1.19; the SD of such an SD is
+    # ~0.13): an SE 2/3 of this one (SD 1.8) or twice it (SD 0.6) fails.
+    z = []
+    for seed in range(40):
+        readers, words = per_reader_fixture(PLANTED_MS_PER_BIT, n_words=80, n_readers=6, seed=seed)
+        result = delta_loglik_mixed(readers, words, spillover=0)
+        z.append((result.coef[0] - PLANTED_MS_PER_BIT) / result.se[0])
+    assert 0.7 < np.std(z, ddof=1) < 1.35
+    assert abs(np.mean(z)) < 0.5
+
+
 def test_delta_ll_positive_with_the_effect_and_at_noise_level_without(planted):
     _, _, with_effect = planted
     readers, words = per_reader_fixture(0.0)
@@ -102,6 +114,13 @@ def test_balanced_fixed_effects_equal_ols_on_word_means(planted):
     names = list(design.drop(columns=["story", "position", "rt"]).columns)
     for k in (0, 1):
         assert result.coef[k] == pytest.approx(beta[1 + names.index(f"surprisal_{k}")], abs=1e-6)
+    # ... and the gain per word is close to OLS's in-sample ΔLL on those means, (n/2) ln(RSS ratio)
+    base = np.delete(x, [1 + names.index("surprisal_0"), 1 + names.index("surprisal_1")], axis=1)
+    y = design["rt"].to_numpy()
+    rss = [np.sum((y - a @ np.linalg.lstsq(a, y, rcond=None)[0]) ** 2) for a in (base, x)]
+    ols_in_sample = 0.5 * np.log(rss[0] / rss[1])
+    assert result.delta_ll_nats_per_word == pytest.approx(ols_in_sample, rel=0.02)
+    assert result.delta_ll == pytest.approx(ols_in_sample / 8, rel=0.02)  # 8 readers per word
 
 
 def dense_loglik(y, x, z_reader, z_item, var_reader, var_item, var_residual):
