@@ -225,6 +225,23 @@ def test_readings_outside_the_kept_rule_are_left_out():
     assert every_row.var_residual > 10 * result.var_residual
 
 
+def test_a_per_reader_tsv_loaded_by_load_tsv_gives_the_same_fit(tmp_path):
+    # The generic loader's corpus.readers (with its `kept` column) feeds the measure directly;
+    # a 20 s reading outside max_rt is left out as from the per-word means.
+    from phasewatch.corpora import load_tsv
+
+    readers, words = per_reader_fixture(PLANTED_MS_PER_BIT, n_words=40, n_readers=3)
+    table = readers.assign(word="w" + readers["position"].astype(str))
+    table.loc[5, "rt"] = 20_000.0
+    table.to_csv(tmp_path / "spr.tsv", sep="\t", index=False)
+    corpus = load_tsv(tmp_path / "spr.tsv", reader="reader", max_rt=3000)
+    frame = corpus.frame.merge(words, on=["story", "position"])
+    from_file = delta_loglik_mixed(corpus, frame, spillover=1)
+    direct = delta_loglik_mixed(readers.drop(index=5), words, spillover=1)
+    assert from_file.delta_ll == pytest.approx(direct.delta_ll, rel=1e-9)
+    assert from_file.n_obs == direct.n_obs
+
+
 def test_bad_per_reader_input_names_the_fix():
     readers, words = per_reader_fixture(PLANTED_MS_PER_BIT, n_words=40, n_readers=3)
     with pytest.raises(ValueError, match=r"lack the columns \['reader'\]"):

@@ -96,6 +96,8 @@ def sparse_model(y: np.ndarray, x: np.ndarray, readers: np.ndarray, items: np.nd
             )
 
         def loglike(self, params: Any, profile_fe: bool = True) -> float:
+            if self.reml:
+                raise NotImplementedError("the sparse path computes ML likelihoods only")
             params = self._params(params, has_fe=False)
             w, log_det = quadratic(params.vcomp)
             fe = gls(w) if profile_fe else params.fe_params
