@@ -3,6 +3,7 @@
 from phasewatch.measures.attention import HeadSummary, summarize
 from phasewatch.measures.baselines import add_baseline_columns, log_frequency, word_length
 from phasewatch.measures.delta_loglik import PPPResult, assign_folds, delta_loglik
+from phasewatch.measures.delta_loglik_mixed import MixedPPPResult, delta_loglik_mixed
 from phasewatch.measures.entropy import attention_entropy
 from phasewatch.measures.head_scores import all_head_scores, head_scores, repeated_token_probe
 from phasewatch.measures.metrics import AttentionEntropy, HeadScore, SyntacticAttentionScore
@@ -17,6 +18,7 @@ __all__ = [
     "CorporaPPP",
     "HeadScore",
     "HeadSummary",
+    "MixedPPPResult",
     "PPPResult",
     "SyntacticAttentionScore",
     "SyntacticResult",
@@ -25,6 +27,7 @@ __all__ = [
     "assign_folds",
     "attention_entropy",
     "delta_loglik",
+    "delta_loglik_mixed",
     "head_scores",
     "log_frequency",
     "repeated_token_probe",
