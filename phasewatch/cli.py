@@ -60,6 +60,7 @@ def _analyze(args: argparse.Namespace) -> int:
         out_dir=args.out,
         syntactic=not args.no_syntactic,
         control_tokens=_CONTROL_TOKENS[args.control_tokens],
+        mixed_effects=args.mixed_effects,
         corpora=corpora,
         data_dir=args.data_dir,
         repo=args.repo,
@@ -166,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="previous words in the ΔLL regression (default: the corpus's, 4 SPR, 2 eye tracking)",
     )
     analyze.add_argument("--folds", type=int, default=10, help="cross-validation folds (10)")
+    analyze.add_argument(
+        "--mixed-effects",
+        action="store_true",
+        help="also the in-sample mixed-effects ΔLL on per-reader data (ppp/delta_ll_mixed, nats "
+        "per observation); needs corpora with a reader column; ~16 s more per checkpoint at "
+        "Natural Stories' size",
+    )
     analyze.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     analyze.add_argument(
         "--resume",

@@ -24,6 +24,13 @@ PPP_N_WORDS = "ppp/n_words"
 PPP_DELTA_LL_TOKCTRL = "ppp/delta_ll_tokctrl"
 #: Standard error of :data:`PPP_DELTA_LL_TOKCTRL`, nats/word.
 PPP_DELTA_LL_TOKCTRL_SE = "ppp/delta_ll_tokctrl_se"
+#: Mixed-effects ΔLL on per-reader data (``mixed_effects=True``): in-sample, ML, crossed random
+#: intercepts for readers and items; nats per reader × word observation.
+PPP_DELTA_LL_MIXED = "ppp/delta_ll_mixed"
+#: The same gain per word, ``(ℓ_full − ℓ_base) / words``, nats/word (in-sample).
+PPP_DELTA_LL_MIXED_PER_WORD = "ppp/delta_ll_mixed_per_word"
+#: Likelihood-ratio test p-value of the mixed-effects ΔLL, ``χ²(spillover + 1)``; unitless.
+PPP_DELTA_LL_MIXED_P = "ppp/delta_ll_mixed_p"
 #: Paired decline of ΔLL since the best evaluation so far: mean over words of
 #: ``ΔLL_i(best) − ΔLL_i(now)``, nats/word (positive = worse than the best; 0 at a new best).
 PPP_DECLINE = "ppp/decline_since_best"

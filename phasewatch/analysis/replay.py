@@ -122,6 +122,8 @@ def ppp_config(
     folds: int,
     control_tokens: bool | str,
     baseline: Sequence[str],
+    *,
+    mixed_effects: bool = False,
 ) -> dict[str, Any]:
     """The history's PPP config record, as :meth:`PPPMonitor.describe` writes it."""
     if len(corpora) > 1:
@@ -147,4 +149,5 @@ def ppp_config(
         "folds": folds,
         "baseline": list(baseline),
         "control_tokens": control_tokens,
+        "mixed_effects": mixed_effects,
     }

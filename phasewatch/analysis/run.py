@@ -83,6 +83,7 @@ def analyze_checkpoints(
     spillover: int | None = None,
     folds: int = 10,
     control_tokens: bool | str = False,
+    mixed_effects: bool = False,
     watch: dict[str, dict] | None = None,
     out_dir: str | Path | None = None,
     repo: str | None = None,
@@ -119,6 +120,10 @@ def analyze_checkpoints(
         control_tokens: ``False``, ``True`` or ``"both"``, as for :class:`PPPMonitor`. The paired
             decline since the best checkpoint and rise before it (``ppp/decline_since_best``, …)
             are computed as online, so ``phasewatch report`` decides the peak alike.
+        mixed_effects: also the in-sample mixed-effects ΔLL on each corpus's per-reader data
+            (``ppp/delta_ll_mixed`` nats/observation, ``ppp/delta_ll_mixed_per_word`` nats/word,
+            ``ppp/delta_ll_mixed_p``), as for :class:`PPPMonitor`; off by default (~16 s more
+            per checkpoint at Natural Stories' size). Needs per-reader data in every corpus.
         watch: detector settings per key, as for :class:`TransitionMonitor` (the training loss is
             not available offline).
         out_dir: where to write ``phasewatch_history.jsonl`` (then ``phasewatch report out_dir``),
@@ -138,8 +143,8 @@ def analyze_checkpoints(
 
     Raises:
         ValueError: no checkpoint, an unknown step, an unavailable ``device``, a ``.ckpt``
-            without ``module``, no tokenizer for PPP, or a resumed folder measured with other
-            settings.
+            without ``module``, no tokenizer for PPP, ``mixed_effects`` with a corpus without
+            per-reader data, or a resumed folder measured with other settings.
     """
     device = _device(device)
     if loader is not None:  # the user's loader knows its paths: no expansion, its own steps
@@ -160,7 +165,11 @@ def analyze_checkpoints(
     ppp_measure = None
     if ppp:
         ppp_measure = CorporaPPP(
-            corpus_objs, spillover=spillover, folds=folds, control_tokens=control_tokens
+            corpus_objs,
+            spillover=spillover,
+            folds=folds,
+            control_tokens=control_tokens,
+            mixed_effects=mixed_effects,
         )
     head_measure = _head_measure(corpus_objs[0], syntactic)
     spillovers = ppp_measure.spillovers if ppp_measure else {}
@@ -172,6 +181,8 @@ def analyze_checkpoints(
         "syntactic": head_measure.dependencies is not None,
         "device": device.type,
     }
+    if ppp and mixed_effects:  # only when on: folders measured before this option resume as off
+        settings["mixed_effects"] = True
     cache = AnalysisCache(out_dir) if out_dir is not None else None
     if cache is not None:
         if not resume:
@@ -223,7 +234,9 @@ def analyze_checkpoints(
             if ppp_measure
             else ("length", "log_freq")
         )
-        config = ppp_config(corpus_objs, spillovers, folds, control_tokens, baseline)
+        config = ppp_config(
+            corpus_objs, spillovers, folds, control_tokens, baseline, mixed_effects=mixed_effects
+        )
         analysis.history_path = write_history(out_dir, analysis, series, config)
         analysis.table_paths = write_table(analysis.tidy, out_dir)
     return analysis

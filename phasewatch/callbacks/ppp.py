@@ -8,7 +8,7 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 
 from phasewatch import keys
-from phasewatch.callbacks._args import int_arg, optional_str_arg
+from phasewatch.callbacks._args import bool_arg, int_arg, optional_str_arg
 from phasewatch.callbacks._resolve import check_token_id, resolve_model, resolve_tokenizer
 from phasewatch.callbacks.base import PhasewatchMonitor, log
 from phasewatch.corpora import READING_TIMES, ReadingTimeCorpus, corpus_entry, load
@@ -21,7 +21,7 @@ from phasewatch.measures.ppp_corpora import (
     scalar_keys,
     series_keys,
 )
-from phasewatch.measures.snapshot import CONTROL_TOKENS
+from phasewatch.measures.snapshot import CONTROL_TOKENS, _readers_for_mixed
 
 #: Version of this monitor's saved state. 1 (phasewatch 0.1): ``spillover`` counted the current
 #: word (S = current + S − 1 previous); 2: ``spillover`` counts previous words, paired state kept.
@@ -50,7 +50,10 @@ class PPPMonitor(PhasewatchMonitor):
         ``ppp/rise_before_best`` ± ``ppp/rise_before_best_se``: the paired rise of the best over
         the first evaluation (nats/word);
         with ``control_tokens="both"`` also ``ppp/delta_ll_tokctrl`` (± ``_se``) and its paired
-        ``ppp/decline_since_best_tokctrl`` / ``ppp/rise_before_best_tokctrl`` (± ``_se``).
+        ``ppp/decline_since_best_tokctrl`` / ``ppp/rise_before_best_tokctrl`` (± ``_se``);
+        with ``mixed_effects=True`` also ``ppp/delta_ll_mixed`` (in-sample mixed-effects ΔLL,
+        nats per reader × word observation), ``ppp/delta_ll_mixed_per_word`` (the same gain,
+        nats/word) and ``ppp/delta_ll_mixed_p`` (its likelihood-ratio p-value).
 
     Logs (several corpora, ``corpora=[...]``; :class:`~phasewatch.measures.ppp_corpora.CorporaPPP`):
         every key above per corpus as ``ppp/<corpus>/…`` (``ppp/naturalstories/delta_ll`` …,
@@ -59,7 +62,8 @@ class PPPMonitor(PhasewatchMonitor):
         corpora independent), ``ppp/n_words`` (words in all) and the mean's paired
         ``ppp/decline_since_best`` / ``ppp/rise_before_best`` (± ``_se``): best = the evaluation
         with the best mean, decline = mean over corpora of each corpus's paired difference.
-        :class:`PeakMonitor` and the report use the mean unless given a per-corpus key.
+        :class:`PeakMonitor` and the report use the mean unless given a per-corpus key. The
+        mixed-effects keys come per corpus only (``ppp/<corpus>/delta_ll_mixed`` …), no mean.
 
     Args:
         corpus: one corpus: a registered name (default ``"naturalstories"``) or a
@@ -79,6 +83,13 @@ class PPPMonitor(PhasewatchMonitor):
             ``ppp/delta_ll_tokctrl`` with it, from one surprisal pass (see docs/ppp.md).
         whitespace_correction: the word-boundary correction of Pimentel & Meister (2024).
         batch_size: windows per forward pass in the surprisal pass.
+        mixed_effects: also fit the in-sample mixed-effects ΔLL on each corpus's per-reader data
+            (:func:`~phasewatch.measures.delta_loglik_mixed.delta_loglik_mixed`: crossed random
+            intercepts for readers and items, same surprisal pass, spillover and baseline as
+            ``ppp/delta_ll``). Off by default: ~16 s more per evaluation at Natural Stories' size
+            (docs/ppp.md). Every corpus needs per-reader data (``ReadingTimeCorpus.readers``,
+            e.g. ``load_tsv(path, reader=...)``), else ``ValueError`` (at construction for a
+            corpus object, at fit start for a name).
         model_attr: attribute of the LightningModule holding the model (default: search).
         tokenizer, tokenizer_path, tokenizer_attr: the tokenizer object, a path to load it from,
             or the attribute holding it (default ``"tokenizer"``; also looked up on the
@@ -107,6 +118,7 @@ class PPPMonitor(PhasewatchMonitor):
         control_tokens: bool | str = False,
         whitespace_correction: bool = False,
         batch_size: int = 8,
+        mixed_effects: bool = False,
         model_attr: str | None = None,
         tokenizer: Any = None,
         tokenizer_path: str | None = None,
@@ -136,6 +148,11 @@ class PPPMonitor(PhasewatchMonitor):
             )
         folds = int_arg("folds", folds, 2, "cross-validation folds")
         batch_size = int_arg("batch_size", batch_size, 1, "windows per forward pass")
+        mixed_effects = bool_arg("mixed_effects", mixed_effects)
+        if mixed_effects:  # a corpus object without per-reader data: refused now, not at fit
+            for item in items:
+                if isinstance(item, ReadingTimeCorpus):
+                    _readers_for_mixed(item)
         optional_str_arg("model_attr", model_attr)
         optional_str_arg("tokenizer_attr", tokenizer_attr)
         if prefix is not None and (
@@ -164,6 +181,7 @@ class PPPMonitor(PhasewatchMonitor):
         self.control_tokens = control_tokens
         self.whitespace_correction = bool(whitespace_correction)
         self.batch_size = int(batch_size)
+        self.mixed_effects = mixed_effects
         self.model_attr = model_attr
         self._tokenizer = tokenizer
         self.tokenizer_path = tokenizer_path
@@ -179,7 +197,7 @@ class PPPMonitor(PhasewatchMonitor):
         self.produces = tuple(
             self.key(k)
             for k in (
-                *scalar_keys(self.corpus_names, control_tokens),
+                *scalar_keys(self.corpus_names, control_tokens, mixed_effects),
                 *(k for series in self._series for k in keys.paired_keys(series)),
             )
         )
@@ -254,7 +272,9 @@ class PPPMonitor(PhasewatchMonitor):
             "baseline": list(self.baseline),
             "control_tokens": self.control_tokens,
             "whitespace_correction": self.whitespace_correction,
-            "units": "ΔLL nats/word; surprisal bits; rt ms",
+            "mixed_effects": self.mixed_effects,
+            "units": "ΔLL nats/word (ppp/delta_ll_mixed: nats/observation, in-sample); "
+            "surprisal bits; rt ms",
         }
 
     def resolve(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -270,6 +290,7 @@ class PPPMonitor(PhasewatchMonitor):
                 control_tokens=self.control_tokens,
                 whitespace_correction=self.whitespace_correction,
                 batch_size=self.batch_size,
+                mixed_effects=self.mixed_effects,
             )
         resolve_model(pl_module, self.model_attr)
         self._text_tokenizer = resolve_tokenizer(

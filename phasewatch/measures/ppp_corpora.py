@@ -12,6 +12,10 @@ series to monitor (docs/ppp.md, "PPP over several corpora", measures it against 
 mean). The same rule combines the paired per-word differences of :mod:`phasewatch.measures.paired`
 into the mean series' decline and rise. With one corpus nothing is averaged: the keys and numbers
 are those of :class:`~phasewatch.measures.snapshot.PPPMeasure`.
+
+The optional mixed-effects ΔLL (``mixed_effects=True``) is logged per corpus only, with no mean:
+it is in-sample and per observation, so its size depends on each corpus's readers and words and
+an unweighted mean over corpora would mix quantities of different scales.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 from phasewatch import keys
 from phasewatch.corpora.schema import ReadingTimeCorpus
 from phasewatch.measures.delta_loglik import PPPResult
-from phasewatch.measures.snapshot import PPP_KEYS, PPP_TOKCTRL_KEYS, PPPMeasure
+from phasewatch.measures.snapshot import PPP_KEYS, PPP_MIXED_KEYS, PPP_TOKCTRL_KEYS, PPPMeasure
 from phasewatch.models import ProbeModel
 
 __all__ = [
@@ -124,9 +128,15 @@ def series_keys(names: Sequence[str], control_tokens: bool | str) -> tuple[str, 
     return (*base, *(keys.with_prefix(s, n) for n in names for s in base))
 
 
-def scalar_keys(names: Sequence[str], control_tokens: bool | str) -> tuple[str, ...]:
+def scalar_keys(
+    names: Sequence[str], control_tokens: bool | str, mixed_effects: bool = False
+) -> tuple[str, ...]:
     """Scalar keys of a PPP measurement on the corpora ``names`` (see :class:`CorporaPPP`)."""
-    own = (*PPP_KEYS, *(PPP_TOKCTRL_KEYS if control_tokens == "both" else ()))
+    own = (
+        *PPP_KEYS,
+        *(PPP_TOKCTRL_KEYS if control_tokens == "both" else ()),
+        *(PPP_MIXED_KEYS if mixed_effects else ()),
+    )
     if len(names) <= 1:
         return own
     mean = (*MEAN_KEYS, *(PPP_TOKCTRL_KEYS if control_tokens == "both" else ()))
@@ -140,8 +150,9 @@ class CorporaPPP:
     ``spillover``: previous words in each regression (None, the default: each corpus's
     ``default_spillover``, 4 for self-paced reading, 2 for eye tracking; an int: the same for
     all; a mapping corpus name → int, the default for a name it lacks); ``folds``,
-    ``control_tokens``, ``whitespace_correction``, ``batch_size``: as for :class:`PPPMeasure`,
-    applied to every corpus.
+    ``control_tokens``, ``whitespace_correction``, ``batch_size``, ``mixed_effects``: as for
+    :class:`PPPMeasure`, applied to every corpus (``mixed_effects=True`` needs per-reader data in
+    every corpus).
 
     As output, ``measure(probe, tokenizer) -> (scalars, results)``:
 
@@ -150,11 +161,13 @@ class CorporaPPP:
       and the mean over corpora as :data:`MEAN_KEYS` (``ppp/delta_ll`` ± ``ppp/delta_ll_se``,
       nats/word; ``ppp/n_words`` in all), plus ``ppp/delta_ll_tokctrl`` ± SE with
       ``control_tokens="both"``. ``results`` maps each per-corpus series to its
-      :class:`PPPResult` and each mean series to a :class:`CorporaMean`.
+      :class:`PPPResult` and each mean series to a :class:`CorporaMean`. The mixed-effects keys
+      (:data:`~phasewatch.measures.snapshot.PPP_MIXED_KEYS`) come per corpus only, no mean.
 
     Raises:
         ValueError: no corpus, a corpus name twice or (several corpora) not usable in a key, a
-            ``spillover`` that is not an int >= 0, a bad ``control_tokens``.
+            ``spillover`` that is not an int >= 0, a bad ``control_tokens``, ``mixed_effects=True``
+            with a corpus that has no per-reader data.
         TypeError: an item of ``corpora`` that is not a ReadingTimeCorpus.
     """
 
@@ -167,6 +180,7 @@ class CorporaPPP:
         control_tokens: bool | str = False,
         whitespace_correction: bool = False,
         batch_size: int = 8,
+        mixed_effects: bool = False,
     ) -> None:
         if isinstance(corpora, (ReadingTimeCorpus, str)) or not isinstance(corpora, Sequence):
             raise TypeError(
@@ -210,10 +224,12 @@ class CorporaPPP:
                 control_tokens=control_tokens,
                 whitespace_correction=whitespace_correction,
                 batch_size=batch_size,
+                mixed_effects=mixed_effects,
             )
             for corpus in corpora
         }
         self.control_tokens = control_tokens
+        self.mixed_effects = mixed_effects
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -241,7 +257,7 @@ class CorporaPPP:
     @property
     def scalar_keys(self) -> tuple[str, ...]:
         """Every scalar key ``measure`` returns."""
-        return scalar_keys(self.names, self.control_tokens)
+        return scalar_keys(self.names, self.control_tokens, self.mixed_effects)
 
     def measure(
         self, probe: ProbeModel, tokenizer: Any

@@ -17,6 +17,7 @@ from phasewatch.head_kinds import HEAD_KINDS, score_keys
 from phasewatch.measures.attention import summarize
 from phasewatch.measures.baselines import add_baseline_columns
 from phasewatch.measures.delta_loglik import PPPResult, delta_loglik
+from phasewatch.measures.delta_loglik_mixed import MixedPPPResult, delta_loglik_mixed
 from phasewatch.measures.entropy import attention_entropy
 from phasewatch.measures.head_scores import all_head_scores
 from phasewatch.measures.surprisal import word_surprisal
@@ -34,6 +35,13 @@ PPP_KEYS = (
 )
 #: Added with ``control_tokens="both"``: ΔLL over the baseline with tokens per word, and its SE.
 PPP_TOKCTRL_KEYS = (keys.PPP_DELTA_LL_TOKCTRL, keys.PPP_DELTA_LL_TOKCTRL_SE)
+#: Added with ``mixed_effects=True``: in-sample mixed-effects ΔLL (nats/observation), the same
+#: gain per word (nats/word) and its likelihood-ratio p-value.
+PPP_MIXED_KEYS = (
+    keys.PPP_DELTA_LL_MIXED,
+    keys.PPP_DELTA_LL_MIXED_PER_WORD,
+    keys.PPP_DELTA_LL_MIXED_P,
+)
 #: The values ``control_tokens`` may take.
 CONTROL_TOKENS = (False, True, "both")
 #: Head-score kind → its logged maximum over heads, from :data:`phasewatch.head_kinds.HEAD_KINDS`.
@@ -48,12 +56,21 @@ class PPPMeasure:
     4, self-paced reading's, for a bare frame). ``control_tokens``: ``False`` (baseline length +
     log frequency), ``True`` (tokens per word added to that baseline; still logged as
     ``ppp/delta_ll``) or ``"both"`` (one surprisal pass, two regressions: ``ppp/delta_ll``
-    without and ``ppp/delta_ll_tokctrl`` with tokens per word).
+    without and ``ppp/delta_ll_tokctrl`` with tokens per word). ``mixed_effects``: also fit
+    :func:`~phasewatch.measures.delta_loglik_mixed.delta_loglik_mixed` on the corpus's per-reader
+    data (``ReadingTimeCorpus.readers``) with the surprisal of the same pass, the same spillover and
+    the baseline of ``ppp/delta_ll`` (off by default: ~16 s per evaluation at Natural Stories'
+    size, docs/ppp.md).
 
     ``measure(probe, tokenizer)`` returns the scalars of :data:`PPP_KEYS` (ΔLL and SE in nats/word,
     surprisal coefficient in ms/bit, mean surprisal in bits, words used), plus
     :data:`PPP_TOKCTRL_KEYS` with ``"both"``, and the :class:`PPPResult` of each ΔLL series by key
-    (with ``per_word`` ΔLL_i, for paired comparisons between evaluations).
+    (with ``per_word`` ΔLL_i, for paired comparisons between evaluations). With
+    ``mixed_effects=True`` the scalars also hold :data:`PPP_MIXED_KEYS` and :attr:`last_mixed` the
+    :class:`~phasewatch.measures.delta_loglik_mixed.MixedPPPResult` of the last call.
+
+    Raises ``ValueError`` for a bad ``control_tokens``, or ``mixed_effects=True`` on a corpus
+    without per-reader data.
     """
 
     def __init__(
@@ -65,11 +82,19 @@ class PPPMeasure:
         control_tokens: bool | str = False,
         whitespace_correction: bool = False,
         batch_size: int = 8,
+        mixed_effects: bool = False,
     ) -> None:
         if control_tokens not in CONTROL_TOKENS:
             raise ValueError(
                 f"`control_tokens` can be False, True or 'both', got {control_tokens!r}"
             )
+        if not isinstance(mixed_effects, bool):
+            raise ValueError(f"`mixed_effects` must be True or False, got {mixed_effects!r}")
+        #: per-reader rows for the mixed-effects ΔLL (None when it is off)
+        self.readers = _readers_for_mixed(corpus) if mixed_effects else None
+        self.mixed_effects = mixed_effects
+        #: the mixed-effects fit of the last ``measure`` call (``mixed_effects=True``)
+        self.last_mixed: MixedPPPResult | None = None
         frame = corpus.frame if isinstance(corpus, ReadingTimeCorpus) else corpus
         language = corpus.language if isinstance(corpus, ReadingTimeCorpus) else "en"
         self.frame = add_baseline_columns(frame, lang=language)  # a corpus's log_freq: as is
@@ -123,7 +148,34 @@ class PPPMeasure:
         if keys.PPP_DELTA_LL_TOKCTRL in results:
             tokctrl = results[keys.PPP_DELTA_LL_TOKCTRL]
             scalars.update(zip(PPP_TOKCTRL_KEYS, (tokctrl.mean, tokctrl.se), strict=True))
+        if self.mixed_effects:
+            mixed = delta_loglik_mixed(
+                self.readers, frame, baseline=self.baseline, spillover=self.spillover
+            )
+            self.last_mixed = mixed
+            scalars.update(
+                zip(
+                    PPP_MIXED_KEYS,
+                    (mixed.delta_ll, mixed.delta_ll_nats_per_word, mixed.p_value),
+                    strict=True,
+                )
+            )
         return {k: float(v) for k, v in scalars.items()}, results
+
+
+def _readers_for_mixed(corpus: ReadingTimeCorpus | pd.DataFrame) -> pd.DataFrame:
+    """The corpus's per-reader rows, or a ValueError naming the fix."""
+    readers = corpus.readers if isinstance(corpus, ReadingTimeCorpus) else None
+    if readers is None:
+        name = repr(corpus.name) if isinstance(corpus, ReadingTimeCorpus) else "given as a frame"
+        raise ValueError(
+            f"mixed_effects=True needs per-reader reading times (one row per reader x word), but "
+            f"corpus {name} has none (ReadingTimeCorpus.readers is None; e.g. the bundled Natural "
+            "Stories ships per-word means only). Load per-reader data, e.g. "
+            "phasewatch.corpora.load_tsv(path, reader='<reader column>'), or set "
+            "mixed_effects=False"
+        )
+    return readers
 
 
 #: Random tokens per repeat of the head-score probe when the model's context allows it (the
