@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -191,9 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors whose message already says what was wrong and how to fix it: printed as one block, no
+#: traceback (set PHASEWATCH_TRACEBACK=1 to see it).
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from phasewatch.corpora.errors import CorpusDataError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (*_USER_ERRORS, CorpusDataError) as error:
+        if os.environ.get("PHASEWATCH_TRACEBACK"):
+            raise
+        print(f"phasewatch {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -49,6 +49,18 @@ def test_a_registered_user_corpus_loads_by_name(monkeypatch):
         corpora.register_corpus("mine", loader)
 
 
+def test_a_corpus_loaded_by_name_carries_the_registered_name(monkeypatch):
+    # keys are named after corpus.name: a loader naming its corpus after a file would log
+    # ppp/my_corpus/... for corpora=["mine"]
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    frame = pd.DataFrame({"story": [1], "position": [1], "word": ["Hi"], "rt": [300.0]})
+    corpora.register_corpus(
+        "mine", lambda data_dir=None: corpora.ReadingTimeCorpus("my_corpus", frame, language="fr")
+    )
+    loaded = corpora.load("mine")
+    assert loaded.name == "mine" and loaded.language == "fr"
+
+
 def test_dependencies_must_have_the_arc_columns():
     frame = pd.DataFrame({"story": [1], "position": [1], "word": ["Hi"], "rt": [300.0]})
     with pytest.raises(ValueError, match=r"lack the columns \['head_position'\]"):

@@ -340,6 +340,15 @@ def test_geco_dutch_readers_are_dutch_text():
         geco.load(data_dir=FIXTURES, group="dutch")
 
 
+def test_each_geco_group_has_its_own_name_so_two_can_be_measured_together():
+    # the L2 group was also named "geco": CorporaPPP refuses two corpora of one name
+    l2 = corpora.load("geco-l2", data_dir=FIXTURES)
+    assert l2.name == "geco-l2" and l2.language == "en"
+    assert geco.load(data_dir=FIXTURES, group="bilingual-l2").name == "geco-l2"
+    english = corpora.load("geco", data_dir=FIXTURES)
+    assert {english.name, l2.name} == {"geco", "geco-l2"}
+
+
 def test_geco_without_openpyxl_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "openpyxl", None)
     with pytest.raises(ImportError, match=r"pip install 'phasewatch\[corpora\]'"):

@@ -7,6 +7,7 @@ filled by verified download (see :mod:`phasewatch.corpora.resolve`).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,13 @@ register_corpus(
     language="nl",
     description="GECO, eye tracking, the novel read in Dutch by bilinguals (needs openpyxl)",
 )
+register_corpus(
+    geco.L2_NAME,
+    geco.load_l2,
+    measure="eye tracking: first-pass gaze duration",
+    language="en",
+    description="GECO, eye tracking, the novel read in English by the Dutch bilinguals (L2)",
+)
 
 
 def load(
@@ -112,7 +120,10 @@ def load(
             to fix it).
     """
     entry = corpus_entry(name, role=READING_TIMES, argument="name")
-    return entry.loader(data_dir=data_dir, **options)
+    corpus = entry.loader(data_dir=data_dir, **options)
+    if corpus.name != name:  # keys are named after the corpus: the registered name wins
+        corpus = dataclasses.replace(corpus, name=name)
+    return corpus
 
 
 __all__ = [

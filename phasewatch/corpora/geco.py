@@ -31,6 +31,7 @@ from phasewatch.corpora.upstream import (
 
 NAME = "geco"
 DUTCH_NAME = "geco-nl"
+L2_NAME = "geco-l2"
 SOURCE = "https://expsy.ugent.be/downloads/geco/ (the GECO download page, Ghent University)"
 #: Reader group → (workbook, language of the text).
 FILES = {
@@ -38,6 +39,9 @@ FILES = {
     "bilingual-l1": ("L1ReadingData.xlsx", "nl"),
     "bilingual-l2": ("L2ReadingData.xlsx", "en"),
 }
+#: Reader group → the corpus name (each group its own name, so two groups can be measured
+#: side by side: ``PPPMonitor(corpora=["geco", "geco-l2"])``).
+NAMES = {"monolingual": NAME, "bilingual-l1": DUTCH_NAME, "bilingual-l2": L2_NAME}
 LICENSE = (
     "no licence stated on the download page (free for research; cite Cop et al. 2017 and ask "
     "the authors before redistributing)"
@@ -123,7 +127,7 @@ def load(
         readers,
         None,
         path=path,
-        name=NAME if language == "en" else DUTCH_NAME,
+        name=NAMES[group],
         measure=f"eye tracking: {name}",
         language=language,
         license=LICENSE,
@@ -149,6 +153,26 @@ def load_dutch(
         data_dir=data_dir,
         measure=measure,
         group="bilingual-l1",
+        min_rt=min_rt,
+        max_rt=max_rt,
+        min_readers=min_readers,
+    )
+
+
+def load_l2(
+    *,
+    data_dir: str | Path | None = None,
+    measure: str = GAZE_DURATION,
+    min_rt: float | None = None,
+    max_rt: float | None = None,
+    min_readers: int = 1,
+) -> ReadingTimeCorpus:
+    """GECO's English reading by the Dutch bilinguals (their second language): :func:`load` with
+    ``group="bilingual-l2"``, named ``geco-l2``."""
+    return load(
+        data_dir=data_dir,
+        measure=measure,
+        group="bilingual-l2",
         min_rt=min_rt,
         max_rt=max_rt,
         min_readers=min_readers,
