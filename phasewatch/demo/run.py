@@ -61,6 +61,8 @@ def main(out_dir: str | os.PathLike = "runs/demo", minutes: float | None = None)
     data = config.data_module()
     data.prepare_data()
     data.setup("fit")
+    out.mkdir(parents=True, exist_ok=True)
+    data.tokenizer.save_pretrained(str(out / "tokenizer"))  # for `phasewatch analyze --tokenizer`
     model = config.model(data.tokenizer)
     schedule = {"every_n_steps": 100, "per_decade": 6}
     callbacks = [
@@ -122,5 +124,7 @@ def main(out_dir: str | os.PathLike = "runs/demo", minutes: float | None = None)
             "step that depends on this machine's speed and load"
         )
     print(f"TensorBoard logs: {logger.log_dir}  (tensorboard --logdir {logger.log_dir})")
+    tokenizer_dir = out / "tokenizer"
+    print(f"tokenizer: {tokenizer_dir}  (for phasewatch analyze {out} --tokenizer {tokenizer_dir})")
     print(f"report: {written['png']}  {written['html']}")
     return 0
