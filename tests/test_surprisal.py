@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tiny_models import as_transformers_tokenizer, byte_level_bpe
+from tokenizers import Tokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from phasewatch.corpora.schema import ReadingTimeCorpus
@@ -31,24 +32,11 @@ SHORT_WORDS, LONG_WORDS = SHORT_TEXT.split(" "), LONG_TEXT.strip().split(" ")
 
 
 def _tokenizer_object(trim_offsets: bool | None = None) -> Tokenizer:
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=["<|endoftext|>"],
-    )
-    tok.train_from_iterator(TRAINING_SENTENCES, trainer)
-    if trim_offsets is not None:
-        tok.post_processor = processors.ByteLevel(trim_offsets=trim_offsets)
-    return tok
+    return byte_level_bpe(TRAINING_SENTENCES, trim_offsets=trim_offsets)
 
 
 def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>"
-    )
+    return as_transformers_tokenizer(tok)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tiny_models import as_transformers_tokenizer, byte_level_bpe
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from phasewatch.corpora.schema import ReadingTimeCorpus
@@ -41,20 +41,7 @@ _BYTE_OF = _byte_of_char()
 
 
 def _tokenizer(trim_offsets: bool | None, training: list[str]) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=["<|endoftext|>"],
-    )
-    tok.train_from_iterator(training, trainer)
-    if trim_offsets is not None:
-        tok.post_processor = processors.ByteLevel(trim_offsets=trim_offsets)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>"
-    )
+    return as_transformers_tokenizer(byte_level_bpe(training, trim_offsets=trim_offsets))
 
 
 def _token_bytes(tokenizer, token_id: int) -> bytes:

@@ -1,8 +1,10 @@
-"""Tiny Hugging Face causal LMs built from configs (seeded), shared by the measure tests."""
+"""Tiny Hugging Face causal LMs built from configs (seeded) and tiny byte-level BPE tokenizers,
+shared by the measure tests."""
 
 from __future__ import annotations
 
 import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
@@ -10,6 +12,7 @@ from transformers import (
     GPTNeoXForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
+    PreTrainedTokenizerFast,
 )
 
 
@@ -61,3 +64,29 @@ def tiny_llama(vocab_size: int, *, max_positions: int = 128) -> LlamaForCausalLM
         max_position_embeddings=max_positions,
     )
     return LlamaForCausalLM(config)
+
+
+def byte_level_bpe(
+    training: list[str], *, vocab_size: int = 300, trim_offsets: bool | None = None
+) -> Tokenizer:
+    """A GPT-2-style byte-level BPE trained on ``training`` in a fraction of a second, with
+    ``<|endoftext|>`` as its one special token; ``trim_offsets`` sets a ByteLevel post-processor."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=["<|endoftext|>"],
+    )
+    tok.train_from_iterator(training, trainer)
+    if trim_offsets is not None:
+        tok.post_processor = processors.ByteLevel(trim_offsets=trim_offsets)
+    return tok
+
+
+def as_transformers_tokenizer(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """``tok`` as a transformers tokenizer with ``<|endoftext|>`` as BOS and EOS."""
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>"
+    )

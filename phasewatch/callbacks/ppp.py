@@ -17,7 +17,7 @@ from phasewatch.measures.paired import PairedPeakTest
 from phasewatch.measures.ppp_corpora import (
     CorporaPPP,
     check_corpus_key_name,
-    check_spillover,
+    check_optional_spillover,
     scalar_keys,
     series_keys,
 )
@@ -141,7 +141,7 @@ class PPPMonitor(PhasewatchMonitor):
             strict=strict,
         )
         items = _corpus_items(corpus, corpora)
-        check_spillover(spillover)
+        check_optional_spillover(spillover)
         if control_tokens not in CONTROL_TOKENS:
             raise ValueError(
                 f"`control_tokens` can be False, True or 'both', got {control_tokens!r}"

@@ -127,12 +127,7 @@ def delta_loglik(
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"`frame` must be a pandas DataFrame, got {type(frame).__name__}")
     baseline = (baseline,) if isinstance(baseline, str) else tuple(baseline)
-    if isinstance(spillover, bool) or not isinstance(spillover, (int, np.integer)) or spillover < 0:
-        raise ValueError(
-            f"`spillover` must be an int >= 0, the number of previous words (0 = current word "
-            f"only, 4 = current + 4 previous words, 2 for eye tracking), got {spillover!r}"
-        )
-    spillover = int(spillover)
+    spillover = check_spillover(spillover)
     if method not in _METHODS:
         raise ValueError(f"`method` can be {' or '.join(_METHODS)}, got {method!r}")
     fold_ids = _fold_ids(frame, folds, story, position, seed)
@@ -176,6 +171,16 @@ def delta_loglik(
         n_dropped=len(frame) - len(delta),
         per_word=per_word,
     )
+
+
+def check_spillover(spillover: Any) -> int:
+    """``spillover`` as an int, or a ValueError saying what it counts (previous words, >= 0)."""
+    if isinstance(spillover, bool) or not isinstance(spillover, (int, np.integer)) or spillover < 0:
+        raise ValueError(
+            f"`spillover` must be an int >= 0, the number of previous words (0 = current word "
+            f"only, 4 = current + 4 previous words, 2 for eye tracking), got {spillover!r}"
+        )
+    return int(spillover)
 
 
 def spillover_meaning(spillover: int) -> str:

@@ -42,6 +42,7 @@ from phasewatch.measures.delta_loglik import (
     _history,
     _lagged,
     _standardize,
+    check_spillover,
     spillover_text,
 )
 
@@ -181,12 +182,7 @@ def delta_loglik_mixed(
     if not isinstance(words, pd.DataFrame):
         raise TypeError(f"`words` must be a pandas DataFrame, got {type(words).__name__}")
     baseline = (baseline,) if isinstance(baseline, str) else tuple(baseline)
-    if isinstance(spillover, bool) or not isinstance(spillover, (int, np.integer)) or spillover < 0:
-        raise ValueError(
-            f"`spillover` must be an int >= 0, the number of previous words (0 = current word "
-            f"only, 4 = current + 4 previous words, 2 for eye tracking), got {spillover!r}"
-        )
-    spillover = int(spillover)
+    spillover = check_spillover(spillover)
     optimizers = [optimizers] if isinstance(optimizers, str) else list(optimizers)
     if method not in _METHODS:
         raise ValueError(f"`method` can be {' or '.join(_METHODS)}, got {method!r}")

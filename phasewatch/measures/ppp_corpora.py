@@ -27,7 +27,7 @@ from typing import Any
 
 from phasewatch import keys
 from phasewatch.corpora.schema import ReadingTimeCorpus
-from phasewatch.measures.delta_loglik import PPPResult
+from phasewatch.measures.delta_loglik import PPPResult, check_spillover
 from phasewatch.measures.snapshot import PPP_KEYS, PPP_MIXED_KEYS, PPP_TOKCTRL_KEYS, PPPMeasure
 from phasewatch.models import ProbeModel
 
@@ -36,7 +36,7 @@ __all__ = [
     "CorporaMean",
     "CorporaPPP",
     "check_corpus_key_name",
-    "check_spillover",
+    "check_optional_spillover",
     "mean_over_corpora",
     "scalar_keys",
     "series_keys",
@@ -101,17 +101,18 @@ def check_corpus_key_name(name: Any) -> str:
     return name
 
 
-def check_spillover(spillover: Any) -> int | None:
+def check_optional_spillover(spillover: Any) -> int | None:
     """``spillover`` if it is None or an int >= 0; else a ValueError naming the values allowed."""
-    if spillover is not None and (
-        isinstance(spillover, bool) or not isinstance(spillover, int) or spillover < 0
-    ):
+    if spillover is None:
+        return None
+    try:
+        return check_spillover(spillover)
+    except ValueError:
         raise ValueError(
             f"`spillover` must be None (each corpus's default: 4 self-paced reading, 2 eye "
             f"tracking) or an int >= 0 (previous words besides the current one; 4 = current + 4 "
             f"previous), got {spillover!r}"
-        )
-    return spillover
+        ) from None
 
 
 def _base_series(control_tokens: bool | str) -> tuple[str, ...]:
@@ -215,7 +216,7 @@ class CorporaPPP:
         else:
             spillovers = dict.fromkeys(names, spillover)
         for value in spillovers.values():
-            check_spillover(value)
+            check_optional_spillover(value)
         self.measures = {
             corpus.name: PPPMeasure(
                 corpus,
