@@ -84,6 +84,16 @@ LOSS = "loss"
 #: Loss keys the report looks for, in order.
 LOSS_KEYS = (LOSS, "train/loss")
 
+# --- regularizers (phasewatch.control) -----------------------------------------------------------
+#: Group of the unweighted regularizer penalties (``reg/<name>``), logged at every training step.
+REG_PREFIX = "reg"
+#: Copying penalty: mean per query position of the attention (max over layers and heads) paid to
+#: the tokens after earlier occurrences of its token; in [0, n_occurrences], attention mass.
+REG_COPYING = "reg/copying"
+#: Syntactic penalty: mean over gold dependency arcs of the attention (max over layers and heads)
+#: along the arc; in [0, 1], attention probability ("promote" mode logs 1 minus it).
+REG_SYNTACTIC = "reg/syntactic"
+
 # --- events --------------------------------------------------------------------------------------
 #: Text tag of transition alerts.
 TRANSITION_EVENTS = "transition/events"
