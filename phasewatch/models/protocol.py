@@ -24,6 +24,15 @@ class AttentionModel(Protocol):
     Optional attributes ``vocab_size`` and ``max_length`` (longest input in tokens) are read when
     present. phasewatch calls the method in ``eval()`` mode under ``torch.no_grad()`` and restores
     the previous mode afterwards; the method must not change the model's state.
+
+    One optional method enables head ablation (:func:`phasewatch.control.ablate_heads`):
+    ``ablate_heads(heads, *, mode, mean_over)`` with ``heads`` a sorted list of 0-based
+    ``(layer, head)`` pairs (already checked against ``num_layers`` × ``num_heads``), ``mode``
+    ``"zero"`` or ``"mean"`` and ``mean_over`` ``None`` or ``[B, T]`` token ids, returning a context
+    manager inside which every forward pass runs without those heads' outputs (their context
+    vectors set to 0, or to their mean over ``mean_over``, else over the batch itself) and after
+    which the model is exactly as before. It is not part of the runtime check: a model without it
+    is measured as usual, and ablating it raises a ``TypeError`` that names the method.
     """
 
     num_layers: int
