@@ -75,6 +75,8 @@ def _analyze(args: argparse.Namespace) -> int:
         device=args.device,
         resume=args.resume,
         quiet=args.quiet,
+        ablate=args.ablate,
+        ablate_mode=args.ablate_mode,
     )
     print(result)
     return 0
@@ -183,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip checkpoints already measured in --out (default) or measure afresh",
     )
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    analyze.add_argument(
+        "--ablate",
+        default=None,
+        metavar="L1H0,L1H2",
+        help="measure every checkpoint with these heads ablated (0-based layer, head); the table "
+        "gets an `ablated` column and the ablated heads' own scores are NaN",
+    )
+    analyze.add_argument(
+        "--ablate-mode",
+        choices=("zero", "mean"),
+        default="zero",
+        help="an ablated head's output is 0 (default) or its mean over the probe batch",
+    )
     analyze.set_defaults(func=_analyze)
 
     demo = sub.add_parser("demo", help="train a tiny GPT-2 with every callback (CPU, minutes)")

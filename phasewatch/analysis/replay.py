@@ -31,7 +31,8 @@ class Analysis:
     ``tidy``: one row per checkpoint × metric (checkpoint, step, tokens, metric, value; see
     :mod:`phasewatch.analysis.table`), the table written to ``phasewatch_analysis.csv``;
     ``table``: the same numbers, one row per checkpoint (sorted by step); the detected
-    transitions; the step of the highest PPP; where the history, table and report went.
+    transitions; the step of the highest PPP; where the history, table and report went;
+    ``ablated``: the heads ablated while measuring (e.g. ``"L1H0 (zero)"``), else ``None``.
     """
 
     table: pd.DataFrame
@@ -41,9 +42,12 @@ class Analysis:
     tidy: pd.DataFrame | None = None
     table_paths: list[Path] = field(default_factory=list)
     measured: int = 0
+    ablated: str | None = None
 
     def __str__(self) -> str:
         lines = [f"{len(self.table)} checkpoints analysed ({self.measured} measured now)"]
+        if self.ablated is not None:
+            lines.append(f"ablated heads: {self.ablated} (in every measurement below)")
         lines += [f"transition: {e}" for e in self.transitions] or ["transition: none detected"]
         if self.ppp_peak_step is not None:
             lines.append(f"highest PPP at step {self.ppp_peak_step}")

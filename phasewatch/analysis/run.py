@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from phasewatch.analysis.ablated import ablated_scalars, ablation_context, ablation_label
 from phasewatch.analysis.cache import AnalysisCache, MeasuredCheckpoint
 from phasewatch.analysis.replay import Analysis, ppp_config, replay, write_history
 from phasewatch.analysis.sources import CheckpointSource, checkpoint_sources
@@ -95,6 +97,8 @@ def analyze_checkpoints(
     device: str | torch.device = "cpu",
     resume: bool = True,
     quiet: bool = False,
+    ablate: str | Sequence[tuple[int, int] | str] | None = None,
+    ablate_mode: str = "zero",
 ) -> Analysis:
     """Measure every checkpoint with the callbacks' measures and run the same detectors.
 
@@ -140,6 +144,15 @@ def analyze_checkpoints(
             and replay the paired test and detectors over all of them in step order;
             ``False`` measures afresh.
         quiet: no progress bar (it is also off when stderr is not a terminal).
+        ablate: heads to ablate while measuring every checkpoint, ``"L1H0,L1H2"`` or
+            ``[(1, 0), (1, 2)]`` (:func:`phasewatch.control.ablate_heads`): PPP and head scores
+            of the model without those heads' outputs. The ablated heads' own per-head scores are
+            NaN and the ``heads/*_max`` keys are the max over the other heads;
+            ``attn/entropy_mean`` is their mean; ``heads/sas`` (best head per relation) is
+            dropped. The table gets an ``ablated`` column (e.g. ``L1H0,L1H2 (zero)``) and the
+            history's config record an ``ablated`` entry.
+        ablate_mode: ``"zero"`` (default) or ``"mean"``: each ablated head's output is replaced by
+            its mean over the probe batch of that pass.
 
     Raises:
         ValueError: no checkpoint, an unknown step, an unavailable ``device``, a ``.ckpt``
@@ -147,6 +160,7 @@ def analyze_checkpoints(
             per-reader data, or a resumed folder measured with other settings.
     """
     device = _device(device)
+    ablation = ablation_label(ablate, ablate_mode)  # checks the heads' syntax and the mode
     if loader is not None:  # the user's loader knows its paths: no expansion, its own steps
         given = list(steps) if steps is not None else [None] * len(checkpoints)
         sources = [
@@ -183,6 +197,8 @@ def analyze_checkpoints(
     }
     if ppp and mixed_effects:  # only when on: folders measured before this option resume as off
         settings["mixed_effects"] = True
+    if ablation is not None:  # likewise: folders measured before ablation existed resume as none
+        settings["ablate"] = ablation
     cache = AnalysisCache(out_dir) if out_dir is not None else None
     if cache is not None:
         if not resume:
@@ -209,16 +225,22 @@ def analyze_checkpoints(
             tokens = int(step) * int(tokens_per_step)
         tok = _tokenizer(tokenizer, model, source)
         probe = as_probe_model(model)
-        scalars, per_head = head_measure.measure(probe, tok)
-        results = {}
-        if ppp_measure is not None:
-            if tok is None:
-                raise ValueError(
-                    f"no tokenizer for {source.name}: pass `tokenizer=` or `tokenizer_path=` "
-                    "(--tokenizer)"
-                )
-            ppp_scalars, results = ppp_measure.measure(probe, tok)
-            scalars.update(ppp_scalars)
+        if ppp_measure is not None and tok is None:
+            raise ValueError(
+                f"no tokenizer for {source.name}: pass `tokenizer=` or `tokenizer_path=` "
+                "(--tokenizer)"
+            )
+        context = (
+            nullcontext() if ablation is None else ablation_context(probe, ablate, ablate_mode)
+        )
+        with context:
+            scalars, per_head = head_measure.measure(probe, tok)
+            results = {}
+            if ppp_measure is not None:
+                ppp_scalars, results = ppp_measure.measure(probe, tok)
+                scalars.update(ppp_scalars)
+        if ablation is not None:
+            scalars, per_head = ablated_scalars(scalars, per_head, ablate)
         entry = MeasuredCheckpoint(source.name, step, tokens, scalars, per_head, results)
         measured[source.name] = entry
         if cache is not None:
@@ -228,6 +250,10 @@ def analyze_checkpoints(
     series = sorted(measured.values(), key=lambda m: m.step)
     analysis = replay(series, watch)
     analysis.measured = len(todo)
+    if ablation is not None:
+        analysis.ablated = ablation
+        for table in (analysis.table, analysis.tidy):
+            table["ablated"] = ablation
     if out_dir is not None:
         baseline = (
             next(iter(ppp_measure.measures.values())).baseline
@@ -237,6 +263,8 @@ def analyze_checkpoints(
         config = ppp_config(
             corpus_objs, spillovers, folds, control_tokens, baseline, mixed_effects=mixed_effects
         )
+        if ablation is not None:
+            config["ablated"] = ablation
         analysis.history_path = write_history(out_dir, analysis, series, config)
         analysis.table_paths = write_table(analysis.tidy, out_dir)
     return analysis

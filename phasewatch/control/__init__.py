@@ -1,5 +1,7 @@
-"""Acting on the transition: regularizers added to the training loss (see docs/control.md)."""
+"""Acting on the transition: regularizers added to the training loss, and head ablation (see
+docs/control.md)."""
 
+from phasewatch.control.ablation import ablate_heads, format_heads, parse_heads
 from phasewatch.control.arcs import ArcWindows, word_arcs_to_token_heads
 from phasewatch.control.copying import (
     CopyingRegularizer,
@@ -16,10 +18,13 @@ __all__ = [
     "RegularizedModule",
     "Regularizer",
     "SyntacticRegularizer",
+    "ablate_heads",
     "arc_attention",
     "attentions_with_grad",
     "copying_mask",
     "copying_penalty",
+    "format_heads",
+    "parse_heads",
     "syntactic_penalty",
     "tiled_random_spans",
     "word_arcs_to_token_heads",
