@@ -14,6 +14,7 @@ from phasewatch.control import (
     RegularizedModule,
     SyntacticRegularizer,
     arc_attention,
+    dependencies_from_conllu,
     syntactic_penalty,
     word_arcs_to_token_heads,
 )
@@ -187,3 +188,39 @@ def test_promoting_raises_and_penalising_lowers_the_held_out_syntactic_score(
     # measured: 0.461 (λ = 0), 0.539 (promote), 0.168 (penalise)
     assert promoted > plain + 0.03
     assert penalised < plain - 0.1
+
+
+_CONLLU = """# sent_id = 1
+1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_
+2\tdog\tdog\tNOUN\tNN\t_\t3\tnsubj\t_\t_
+3\tbarked.\tbark\tVERB\tVBD\t_\t0\troot\t_\t_
+
+# sent_id = 2
+1-2\tIt's\t_\t_\t_\t_\t_\t_\t_\t_
+1\tIt\tit\tPRON\tPRP\t_\t3\tnsubj\t_\t_
+2\tloud\tloud\tADJ\tJJ\t_\t3\tamod\t_\t_
+2.1\tis\tbe\tAUX\t_\t_\t_\t_\t_\t_
+3\tnow\tnow\tADV\tRB\t_\t0\troot\t_\t_
+"""
+
+
+def test_dependencies_from_conllu_numbers_words_across_sentences():
+    frame = dependencies_from_conllu(_CONLLU, "s1")
+    assert frame.values.tolist() == [
+        ["s1", 1, 2, "det"],
+        ["s1", 2, 3, "nsubj"],
+        ["s1", 3, 0, "root"],
+        ["s1", 4, 6, "nsubj"],
+        ["s1", 5, 6, "amod"],
+        ["s1", 6, 0, "root"],
+    ]
+    words = ["The", "dog", "barked.", "It", "loud", "now"]
+    assert len(dependencies_from_conllu(_CONLLU, "s1", words=words)) == 6
+
+
+def test_dependencies_from_conllu_refuses_a_parse_of_other_words():
+    words = ["The", "dog", "barked", ".", "It", "loud", "now"]
+    with pytest.raises(ValueError, match=r"first difference at word 3: parse 'barked\.'.*"):
+        dependencies_from_conllu(_CONLLU, "s1", words=words)
+    with pytest.raises(ValueError, match="10 are due"):
+        dependencies_from_conllu("1\tThe\tthe\n", "s1")

@@ -2,7 +2,11 @@
 docs/control.md)."""
 
 from phasewatch.control.ablation import ablate_heads, format_heads, parse_heads
-from phasewatch.control.arcs import ArcWindows, word_arcs_to_token_heads
+from phasewatch.control.arcs import (
+    ArcWindows,
+    dependencies_from_conllu,
+    word_arcs_to_token_heads,
+)
 from phasewatch.control.copying import (
     CopyingRegularizer,
     copying_mask,
@@ -23,6 +27,7 @@ __all__ = [
     "attentions_with_grad",
     "copying_mask",
     "copying_penalty",
+    "dependencies_from_conllu",
     "format_heads",
     "parse_heads",
     "syntactic_penalty",

@@ -10,6 +10,7 @@ corpus with word-level dependencies, aligning tokens to words as the syntactic s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,65 @@ def word_arcs_to_token_heads(
         if h in first_token:
             token_heads[token_word == d] = first_token[h]
     return token_heads
+
+
+def dependencies_from_conllu(
+    conllu: str | Path, story: Any, *, words: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """A story's dependency frame from a CoNLL-U parse with one token per corpus word.
+
+    Sentences follow each other in reading order; word ``i`` (1-based) of sentence ``s`` gets the
+    story position ``i`` + the words of the sentences before it, and so does its head (``HEAD`` 0
+    = root stays 0). Comment lines, multiword-token ranges (``1-2``) and empty nodes (``1.1``) are
+    skipped, so parse the corpus's own words as given (pre-tokenized input, one sentence per list).
+
+    Args:
+        conllu: CoNLL-U text, or the path of a ``.conllu`` file.
+        story: the corpus's id of the story (the ``story`` column).
+        words: the story's words in order (e.g. ``corpus.frame`` rows of the story): checked
+            against the parse's ``FORM`` column.
+
+    Returns:
+        Frame with ``story``, ``position``, ``head_position``, ``relation`` (UD deprel), one row
+        per word: the ``dependencies`` argument of :class:`ArcWindows` and
+        :func:`phasewatch.measures.syntactic_scores`.
+    """
+    text = Path(conllu).read_text(encoding="utf-8") if isinstance(conllu, Path) else conllu
+    rows, forms, offset, in_sentence = [], [], 0, 0
+    for number, line in enumerate([*text.splitlines(), ""], start=1):
+        if not line.strip():
+            offset, in_sentence = offset + in_sentence, 0
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise ValueError(
+                f"CoNLL-U line {number} has {len(fields)} tab-separated fields, 10 are due: "
+                f"{line[:80]!r}"
+            )
+        if "-" in fields[0] or "." in fields[0]:
+            continue
+        index, head = int(fields[0]), int(fields[6])
+        if index != in_sentence + 1:
+            raise ValueError(f"CoNLL-U line {number}: ID {index} where {in_sentence + 1} was due")
+        in_sentence += 1
+        forms.append(fields[1])
+        rows.append((story, offset + index, 0 if head == 0 else offset + head, fields[7]))
+    if words is not None:
+        words = [str(w) for w in words]
+        pairs = enumerate(zip(forms, words, strict=False))
+        mismatch = next((i for i, (a, b) in pairs if a != b), None)
+        if mismatch is not None or len(forms) != len(words):
+            where = mismatch if mismatch is not None else min(len(forms), len(words))
+            raise ValueError(
+                f"the parse of story {story!r} has {len(forms)} words, the corpus {len(words)}; "
+                f"first difference at word {where + 1}: parse "
+                f"{forms[where] if where < len(forms) else None!r}, corpus "
+                f"{words[where] if where < len(words) else None!r}. Parse the corpus's words as "
+                "given (stanza: tokenize_pretokenized=True; spaCy: Doc(nlp.vocab, words=...))"
+            )
+    return pd.DataFrame(rows, columns=["story", "position", "head_position", "relation"])
 
 
 class ArcWindows(Dataset):
