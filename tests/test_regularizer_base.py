@@ -128,3 +128,34 @@ def test_module_without_the_mixin_is_refused_with_the_fix(tmp_path):
 def test_bad_weight_names_the_argument():
     with pytest.raises(TypeError, match="`weight`"):
         SquaredWeight("0.1")
+
+
+def _one_hand_step(w0, lam):
+    x = next(iter(_data()))[0]
+    return w0 - 0.1 * (2 / 8 * (x @ w0.T).T @ x + lam * 2 * w0)
+
+
+def test_gradient_accumulation_scales_the_penalty_with_the_loss(tmp_path):
+    # Two micro-batches of 2 rows, accumulated: Lightning divides each returned loss by 2, so
+    # λ·penalty enters once per optimizer step, as in one step on the 4 rows together.
+    module = Linear()
+    w0 = module.layer.weight.detach().clone()
+    data = torch.utils.data.DataLoader(_data().dataset, batch_size=2)
+    reg = SquaredWeight(0.5)
+    quiet_trainer(tmp_path, [reg], max_steps=1, accumulate_grad_batches=2).fit(module, data)
+    assert reg.calls == 2
+    torch.testing.assert_close(module.layer.weight.detach(), _one_hand_step(w0, 0.5))
+
+
+@pytest.mark.slow
+def test_ddp_all_reduce_covers_the_penalty(tmp_path):
+    # 2 gloo processes, rows {0, 2} and {1, 3}: the mean of the ranks' gradients of
+    # (mean loss + λ·penalty) is the one-process gradient on all 4 rows.
+    module = Linear()
+    w0 = module.layer.weight.detach().clone()
+    data = torch.utils.data.DataLoader(_data().dataset, batch_size=2)
+    trainer = quiet_trainer(
+        tmp_path, [SquaredWeight(0.5)], max_steps=1, devices=2, strategy="ddp_spawn"
+    )
+    trainer.fit(module, data)
+    torch.testing.assert_close(module.layer.weight.detach(), _one_hand_step(w0, 0.5))

@@ -185,9 +185,9 @@ def test_promoting_raises_and_penalising_lowers_the_held_out_syntactic_score(
     penalised, penalise_logged = _train_and_score(*args, 1.0, "penalise")
     assert not_logged is None  # λ = 0: no extra pass, nothing logged
     assert 0 <= float(promote_logged) <= 1 and 0 <= float(penalise_logged) <= 1
-    # measured: 0.461 (λ = 0), 0.539 (promote), 0.168 (penalise)
-    assert promoted > plain + 0.03
-    assert penalised < plain - 0.1
+    # measured (2 threads): 0.461 (λ = 0), 0.549 (promote), 0.168 (penalise)
+    assert promoted > plain + 0.03, (plain, promoted)
+    assert penalised < plain - 0.1, (plain, penalised)
 
 
 _CONLLU = """# sent_id = 1
