@@ -1,4 +1,4 @@
-"""``phasewatch`` command line: data, report, analyze, demo."""
+"""``phasewatch`` command line: data, report, analyze, demo, experiment."""
 
 from __future__ import annotations
 
@@ -86,6 +86,18 @@ def _demo(args: argparse.Namespace) -> int:
     from phasewatch.demo.run import main as demo_main
 
     return demo_main(out_dir=args.out, minutes=args.minutes)
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from phasewatch.experiment import ControlRecipe, run_control_experiment
+
+    recipe = ControlRecipe.demo() if args.demo else ControlRecipe.short()
+    changes = {"weight": args.weight, "max_steps": args.max_steps, "seed": args.seed}
+    recipe = recipe.with_(**{k: v for k, v in changes.items() if v is not None})
+    result = run_control_experiment(args.out, recipe, progress=not args.quiet)
+    print()
+    print(result)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +216,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     demo.add_argument("--minutes", type=float, default=None, help="training time budget")
     demo.set_defaults(func=_demo)
+
+    experiment = sub.add_parser(
+        "experiment", help="train twice and compare (the causal experiment)"
+    )
+    kinds = experiment.add_subparsers(dest="experiment", required=True)
+    control = kinds.add_parser(
+        "control",
+        help="the same seed without and with the copying regularizer: one report, paired ΔLL",
+    )
+    control.add_argument("--out", default="runs/control", help="default runs/control")
+    control.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo's scale (4,500 steps) instead of the short recipe",
+    )
+    control.add_argument("--weight", type=float, default=None, help="λ of the regularized run (1)")
+    control.add_argument("--max-steps", type=int, default=None, help="steps of each run")
+    control.add_argument("--seed", type=int, default=None, help="seed of both runs (0)")
+    control.add_argument("--quiet", action="store_true", help="no progress bars")
+    control.set_defaults(func=_experiment)
     return parser
 
 
