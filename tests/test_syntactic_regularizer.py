@@ -140,6 +140,21 @@ def test_arc_windows_carry_the_gold_arcs_of_the_corpus(ns_corpus, ns_tokenizer):
     assert checked == windows.n_arcs > 0.8 * len(deps)
 
 
+def test_arc_windows_of_a_corpus_without_arcs_refuse_instead_of_borrowing_others(
+    ns_corpus, ns_tokenizer
+):
+    # a corpus without arcs got the Natural Stories parses here, matched on story ids 1..10
+    import dataclasses
+
+    bare = dataclasses.replace(ns_corpus, name="same words, no arcs", dependencies=None)
+    with pytest.raises(ValueError, match=r"no arcs|has none; pass `dependencies=`"):
+        ArcWindows(bare, ns_tokenizer, max_tokens=96, stories=[1])
+    with pytest.raises(ValueError, match=r"has none; pass `dependencies=`"):
+        ArcWindows(bare.frame, ns_tokenizer, max_tokens=96, stories=[1])
+    given = ArcWindows(bare, ns_tokenizer, ns_corpus.dependencies, max_tokens=96, stories=[1])
+    assert given.n_arcs > 0
+
+
 def test_regularizer_needs_arcs_in_the_batch():
     reg = SyntacticRegularizer(1.0, strict=True)
     with pytest.raises(KeyError, match=r"ArcWindows\.collate"):

@@ -138,7 +138,7 @@ class ArcWindows(Dataset):
         tokenizer: any tokenizer :func:`phasewatch.measures.tokenization.encode_with_offsets`
             accepts.
         dependencies: frame with ``story``, ``position``, ``head_position`` (0 = root),
-            ``relation``; default: ``corpus.dependencies``, else Natural Stories' parses.
+            ``relation``; default: ``corpus.dependencies`` (a corpus without arcs raises).
         max_tokens: window length in tokens, BOS included.
         stories: the stories to use (default: all of the corpus's).
         bos_token_id: ``"auto"`` (the tokenizer's BOS, else EOS, else none), an id, or ``None``.
@@ -164,10 +164,13 @@ class ArcWindows(Dataset):
         frame = getattr(corpus, "frame", corpus)
         if dependencies is None:
             dependencies = getattr(corpus, "dependencies", None)
-        if dependencies is None:
-            from phasewatch.corpora.naturalstories import load_dependencies
-
-            dependencies = load_dependencies()
+        if dependencies is None:  # never another corpus's arcs (issue 10)
+            raise ValueError(
+                f"ArcWindows needs dependency arcs: the corpus "
+                f"{getattr(corpus, 'name', '(a frame)')!r} has none; pass `dependencies=` (story, "
+                "position, head_position, relation; see dependencies_from_conllu) or a "
+                "ReadingTimeCorpus that carries them (load_tsv(head=..., relation=...))"
+            )
         available = list(dict.fromkeys(frame["story"].tolist()))
         chosen = available if stories is None else list(stories)
         unknown = [s for s in chosen if s not in set(available)]
