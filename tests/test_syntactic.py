@@ -375,3 +375,10 @@ def test_arcs_of_one_relation_are_scored(tokenizer):
     assert result.arcs_per_relation == {"dep": 17}
     assert result.per_relation["dep"] == ((0, 0), pytest.approx(1.0))
     assert result.sas == pytest.approx(1.0)
+
+
+def test_a_corpus_without_arcs_is_refused_not_scored_against_other_arcs(tokenizer):
+    # the default used to be the Natural Stories parses, whatever the corpus
+    model = PlantedSyntaxModel(tokenizer)
+    with pytest.raises(ValueError, match=r"carries none; pass `dependencies=`"):
+        syntactic_scores(model, tokenizer, CORPUS, bos_token_id=0)

@@ -122,7 +122,8 @@ def syntactic_scores(
             :func:`phasewatch.measures.tokenization.encode_with_offsets` accepts.
         corpus: a ``ReadingTimeCorpus`` (or a frame with ``story``, ``position``, ``word``).
         dependencies: frame with ``story``, ``position``, ``head_position`` (0 = root),
-            ``relation``; default: ``phasewatch.corpora.naturalstories.load_dependencies()``.
+            ``relation``; default: ``corpus.dependencies`` (a corpus's own arcs; never another
+            corpus's: without arcs this raises).
         max_stories: use only the first stories of the corpus.
         max_tokens: window length in tokens (default: the model's max_length).
         batch_size: windows per forward pass. Memory: ``L·H·T²·4`` bytes of attention per window.
@@ -146,9 +147,14 @@ def syntactic_scores(
         raise ValueError(f"`rule` can be {', '.join(PREDICTION_RULES)}, got {rule!r}")
     frame = getattr(corpus, "frame", corpus)
     if dependencies is None:
-        from phasewatch.corpora.naturalstories import load_dependencies
-
-        dependencies = load_dependencies()
+        dependencies = getattr(corpus, "dependencies", None)
+    if dependencies is None:
+        raise ValueError(
+            f"no dependency arcs to score against: the corpus "
+            f"{getattr(corpus, 'name', '(a frame)')!r} carries none; pass `dependencies=` "
+            "(story, position, head_position, relation) or a ReadingTimeCorpus that has them "
+            "(load('naturalstories'), load_tsv(head=..., relation=...))"
+        )
     stories = list(dict.fromkeys(frame["story"].tolist()))
     if max_stories is not None:
         stories = stories[:max_stories]
