@@ -17,6 +17,11 @@ process (A, B, C, A, B, C, ...), each from the same initial weights:
 Prints seconds per step (median over rounds of ``--steps`` steps) and the ratios B ÷ A and C ÷ A
 (median of per-round ratios, with their min–max spread).
 
+``--syntactic`` instead times the syntactic regularizer: A (plain) against
+:class:`~phasewatch.control.SyntacticRegularizer`'s separate eager pass on the same batch, on
+batches of 16 Natural Stories windows of ≤ 100 tokens that carry their arcs
+(:class:`~phasewatch.control.ArcWindows`, the demo tokenizer).
+
 ``--conventions`` instead compares this penalty with the paper's span-based form on the synthetic
 recipe's shape (TinyLM 256 vocab, 2 × 4 × 64, random init, seed 0) over the regularizer's first
 three batches of 8 × 100: mask entries, the share of key 0 in the paper's sum, and the values.
@@ -67,17 +72,62 @@ def conventions() -> None:
         )
 
 
+def syntactic(steps: int, repeats: int) -> None:
+    """Plain step vs step + λ·syntactic penalty (its own eager pass on the training batch)."""
+    from phasewatch.control import ArcWindows, SyntacticRegularizer
+
+    corpus = _common.natural_stories()
+    tokenizer = _common.bpe_tokenizer(corpus)
+    windows = ArcWindows(corpus, tokenizer, max_tokens=LENGTH, stories=[1, 2])
+    batch = ArcWindows.collate([windows[i] for i in range(16)])
+    torch.manual_seed(0)
+    base = _common.tiny_gpt2(tokenizer).model
+    models = {name: copy.deepcopy(base).train() for name in ("plain", "syntactic")}
+    optims = {name: torch.optim.AdamW(m.parameters(), lr=1e-3) for name, m in models.items()}
+    regularizer = SyntacticRegularizer(LAMBDA, mode="promote")
+    ids = batch["input_ids"]
+
+    def run(name: str) -> None:
+        model = models[name]
+        for _ in range(steps):
+            loss = model(input_ids=ids, labels=batch["labels"]).loss
+            if name == "syntactic":
+                loss = loss + LAMBDA * regularizer.penalty(model, batch)
+            optims[name].zero_grad(set_to_none=True)
+            loss.backward()
+            optims[name].step()
+
+    times = _common.interleaved(
+        {"plain": lambda: run("plain"), "syntactic": lambda: run("syntactic")}, max(repeats, 3)
+    )
+    for line in _common.machine_lines():
+        print(line)
+    print(f"batch {tuple(ids.shape)} of Natural Stories windows with arcs; {steps} steps/round")
+    for name, values in times.items():
+        per_step = sorted(v / steps for v in values)
+        print(f"{name:>9}: {1000 * per_step[len(per_step) // 2]:.1f} ms/step (median)")
+    ratios = [a / b for a, b in zip(times["syntactic"], times["plain"], strict=True)]
+    print(
+        f"syntactic ÷ plain: {_common.median_ratio(times['syntactic'], times['plain']):.3f} "
+        f"(spread {_common.spread(ratios)})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="optimizer steps per timing")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (>= 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     parser.add_argument("--conventions", action="store_true", help="compare with the paper's mask")
+    parser.add_argument("--syntactic", action="store_true", help="time the syntactic regularizer")
     args = parser.parse_args()
     _common.quiet()
     _common.set_threads(args.threads)
     if args.conventions:
         conventions()
+        return
+    if args.syntactic:
+        syntactic(args.steps, args.repeats)
         return
 
     torch.manual_seed(0)
