@@ -241,3 +241,28 @@ def test_heads_parse_and_format_round_trip():
     assert parse_heads(" l1h2 ,L0H3,L1H2") == [(0, 3), (1, 2)]
     assert parse_heads([(1, 0), "L0H1"]) == [(0, 1), (1, 0)]
     assert format_heads(parse_heads("L1H0,L0H3")) == "L0H3,L1H0"
+
+
+def test_the_heads_a_transition_alert_names_can_be_ablated_as_they_are():
+    # "PPP without the induction heads found by the transition alert": event.heads is a tuple of
+    # (layer, head) pairs, also after a round trip through the history file's dict
+    from phasewatch.detect import TransitionEvent
+
+    event = TransitionEvent.from_dict(
+        {
+            "metric": "heads/induction_max",
+            "step": 10,
+            "before": 0.1,
+            "after": 0.8,
+            "threshold": 0.5,
+            "heads": [[1, 0]],
+        }
+    )
+    model = tiny_gpt2(VOCAB).eval()
+    ids = torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        with ablate_heads(model, event.heads):
+            by_event = model(ids).logits
+        with ablate_heads(model, "L1H0"):
+            by_name = model(ids).logits
+    assert torch.equal(by_event, by_name)
