@@ -70,7 +70,7 @@ class AttentionMonitor(PhasewatchMonitor):
             ``max_length``).
         per_head_scalars: also log one scalar per head and measure.
         heatmap_every: draw the TensorBoard heatmap images at every k-th measurement (default 1;
-            0 = never). They are colour-table arrays, no matplotlib: about 1 ms on CPU
+            0 = never). They are colour-table arrays, no matplotlib: about 3 ms on CPU
             (docs/performance.md); the per-head values always go to the run's history.
         corpus, data_dir: the corpus for the natural-text probes and the arcs of the syntactic
             score: a registered name (default Natural Stories) or a
@@ -303,7 +303,7 @@ class AttentionMonitor(PhasewatchMonitor):
             self._log_heatmaps(trainer, extras["heads"], step)
 
     def _log_heatmaps(self, trainer, per_head: dict[str, torch.Tensor], step: int) -> None:
-        """Heatmap images (no matplotlib, ~1 ms): each measure, and all in a row, at ``step``.
+        """Heatmap images (no matplotlib, ~3 ms): each measure, and all in a row, at ``step``.
 
         Scores on viridis 0–1; entropy on magma 0 … ln(entropy_tokens) nats (uniform attention).
         """
