@@ -74,10 +74,17 @@ def _heavy_after(statement: str) -> list[str]:
         "import phasewatch.corpora",
         "from phasewatch.detect import TransitionDetector, detect_transitions",
         "from phasewatch import TransitionDetector, load_tsv, CorpusDataError",
+        # the PPP regression is numpy/pandas: no torch for it either
+        "import phasewatch.measures.delta_loglik",
+        "from phasewatch import PPPResult, delta_loglik",
     ],
 )
 def test_light_imports_load_no_lightning_transformers_or_torch(statement: str) -> None:
     assert _heavy_after(statement) == []
+
+
+def test_the_model_protocol_loads_no_transformers() -> None:
+    assert _heavy_after("from phasewatch.models import AttentionModel") == ["torch"]
 
 
 def test_a_heavy_name_still_loads_what_it_needs() -> None:
@@ -127,9 +134,49 @@ def test_submodules_are_attributes_and_unknown_names_fail_clearly() -> None:
     ]
 
 
+def _typed_imports(package: str) -> dict[str, str]:
+    """name -> module of the ``if TYPE_CHECKING:`` imports in ``package``'s ``__init__``: the
+    eager imports it had before, which the lazy names must reproduce."""
+    init = Path(phasewatch.__file__).parent.joinpath(*package.split(".")[1:], "__init__.py")
+    tree = ast.parse(init.read_text(encoding="utf-8"))
+    guarded = next(n for n in tree.body if isinstance(n, ast.If))
+    return {a.name: node.module for node in guarded.body for a in node.names}
+
+
 def test_type_checking_imports_match_the_lazy_names() -> None:
     # Type checkers read the `if TYPE_CHECKING:` imports; the runtime reads the lazy table.
-    tree = ast.parse(Path(phasewatch.__file__).read_text(encoding="utf-8"))
-    guarded = next(n for n in tree.body if isinstance(n, ast.If))
-    typed = {a.name for node in guarded.body for a in node.names}
-    assert typed == set(PUBLIC)
+    assert _typed_imports("phasewatch") == PUBLIC
+
+
+@pytest.mark.parametrize("package", ["phasewatch.measures", "phasewatch.models"])
+@pytest.mark.parametrize("submodules_first", [True, False])
+def test_lazy_subpackage_names_are_the_objects_they_were(
+    package: str, submodules_first: bool
+) -> None:
+    # `measures.head_scores` is both a function and its module: importing the module (first or
+    # after) must leave the package's name the function, as the eager import did.
+    names = _typed_imports(package)
+    code = (
+        f"names = {names!r}\nfirst = {submodules_first!r}\n"
+        + f"""
+import importlib, json, pkgutil
+import {package} as package
+modules = [i.name for i in pkgutil.iter_modules(package.__path__, "{package}.")]
+if first:
+    for m in modules:
+        importlib.import_module(m)
+"""
+        + """
+got = {n: getattr(package, n) for n in names}
+for m in modules:
+    importlib.import_module(m)
+print(json.dumps({
+    "same": [n for n, m in names.items() if got[n] is getattr(importlib.import_module(m), n)
+             and getattr(package, n) is got[n]],
+    "all": sorted(package.__all__),
+}))
+"""
+    )
+    result = _fresh(code)
+    assert result["same"] == list(names)
+    assert result["all"] == sorted(names)
