@@ -101,6 +101,12 @@ TRANSITION_EVENTS = "transition/events"
 PEAK_EVENTS = "peak/events"
 
 
+def is_key_part(name: object) -> bool:
+    """Whether ``name`` can stand as one part of a key (``ppp/<name>/delta_ll``): a non-empty
+    string of letters, digits, ``_`` or ``-``."""
+    return isinstance(name, str) and bool(name) and name.replace("_", "").replace("-", "").isalnum()
+
+
 def with_prefix(key: str, prefix: str | None) -> str:
     """``key`` as a monitor with ``prefix=`` logs it: ``ppp/delta_ll`` → ``ppp/<prefix>/delta_ll``.
 

@@ -155,11 +155,7 @@ class PPPMonitor(PhasewatchMonitor):
                     _readers_for_mixed(item)
         optional_str_arg("model_attr", model_attr)
         optional_str_arg("tokenizer_attr", tokenizer_attr)
-        if prefix is not None and (
-            not isinstance(prefix, str)
-            or not prefix
-            or not prefix.replace("_", "").replace("-", "").isalnum()
-        ):
+        if prefix is not None and not keys.is_key_part(prefix):
             raise ValueError(
                 f"`prefix` must be None or a non-empty name of letters, digits, '_' or '-' "
                 f"(keys become ppp/<prefix>/delta_ll), got {prefix!r}"

@@ -88,11 +88,7 @@ class CorporaMean:
 
 def check_corpus_key_name(name: Any) -> str:
     """``name`` if it can stand in a key (``ppp/<name>/delta_ll``); else a ValueError."""
-    if (
-        not isinstance(name, str)
-        or not name
-        or not name.replace("_", "").replace("-", "").isalnum()
-    ):
+    if not keys.is_key_part(name):
         raise ValueError(
             f"with several corpora each corpus name becomes part of its keys "
             f"(ppp/<name>/delta_ll) and must be letters, digits, '_' or '-', got {name!r}; "
