@@ -11,7 +11,9 @@ is known here), so the file is read as it is. Reading ``.xlsx`` needs ``openpyxl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -139,44 +141,22 @@ def load(
     )
 
 
-def load_dutch(
-    *,
-    data_dir: str | Path | None = None,
-    measure: str = GAZE_DURATION,
-    min_rt: float | None = None,
-    max_rt: float | None = None,
-    min_readers: int = 1,
-) -> ReadingTimeCorpus:
-    """GECO's Dutch reading (bilinguals in their first language): :func:`load` with
-    ``group="bilingual-l1"``."""
-    return load(
-        data_dir=data_dir,
-        measure=measure,
-        group="bilingual-l1",
-        min_rt=min_rt,
-        max_rt=max_rt,
-        min_readers=min_readers,
-    )
+def group_loader(group: str) -> Callable[..., ReadingTimeCorpus]:
+    """:func:`load` with ``group`` fixed, for the registry (one registered name per group)."""
+    if group not in FILES:
+        raise ValueError(f"`group` must be one of {list(FILES)}, got {group!r}")
+
+    def load_group(**options: Any) -> ReadingTimeCorpus:
+        return load(group=group, **options)
+
+    load_group.__doc__ = f"GECO's {group} reading, ``{NAMES[group]}``: load(group={group!r})."
+    return load_group
 
 
-def load_l2(
-    *,
-    data_dir: str | Path | None = None,
-    measure: str = GAZE_DURATION,
-    min_rt: float | None = None,
-    max_rt: float | None = None,
-    min_readers: int = 1,
-) -> ReadingTimeCorpus:
-    """GECO's English reading by the Dutch bilinguals (their second language): :func:`load` with
-    ``group="bilingual-l2"``, named ``geco-l2``."""
-    return load(
-        data_dir=data_dir,
-        measure=measure,
-        group="bilingual-l2",
-        min_rt=min_rt,
-        max_rt=max_rt,
-        min_readers=min_readers,
-    )
+#: GECO's Dutch reading (bilinguals in their first language).
+load_dutch = group_loader("bilingual-l1")
+#: GECO's English reading by the Dutch bilinguals (their second language).
+load_l2 = group_loader("bilingual-l2")
 
 
 def read_sheet(path: Path, required: list[str]) -> pd.DataFrame:
