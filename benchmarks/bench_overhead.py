@@ -1,6 +1,12 @@
 """Training throughput with all four phasewatch callbacks at their defaults vs without callbacks.
 
-Usage: ``.venv/bin/python benchmarks/bench_overhead.py [--steps 500 --repeats 2 --threads 1]``
+Usage: ``.venv/bin/python benchmarks/bench_overhead.py [--steps 500 --repeats 2 --threads 1]
+[--max-overhead 0.025]``
+
+``--max-overhead F`` gives ``PPPMonitor`` and ``AttentionMonitor`` each ``max_overhead=F`` (the
+budget is per monitor: two monitors at F take up to 2F of wall time together); each run then prints
+how many scheduled measurements each monitor skipped. The steady-state lines below still use the
+schedule's steps, skipped ones included, so with a budget only the throughput ratios are meaningful.
 
 The demo's model and batches (GPT-2, 2 layers × 4 heads × 64 dims, vocab 512, batches of 32 × 100
 tokens, AdamW, gradient clipping 1.0) train for ``--steps`` optimizer steps on Natural Stories text,
@@ -102,14 +108,22 @@ class HookTimer:
         return sum(self.seconds.get(step, {}).values())
 
 
-def train_once(sequences, tokenizer, steps, *, monitored: bool, root: str):
+def train_once(
+    sequences, tokenizer, steps, *, monitored: bool, root: str, max_overhead: float | None = None
+):
     """One training run; returns its StepClock and HookTimer (empty without callbacks)."""
     config = _common.demo_config()
     module = _common.tiny_gpt2(tokenizer)  # seeded: identical initial weights in every run
     clock, timer = StepClock(), HookTimer()
     callbacks: list[Callback] = [clock]
     if monitored:
-        monitors = [PPPMonitor(), AttentionMonitor(), TransitionMonitor(), PeakMonitor()]
+        budget = {"max_overhead": max_overhead}
+        monitors = [
+            PPPMonitor(**budget),
+            AttentionMonitor(**budget),
+            TransitionMonitor(),
+            PeakMonitor(),
+        ]
         for monitor in monitors:
             timer.wrap(monitor)
         callbacks += monitors
@@ -128,10 +142,13 @@ def train_once(sequences, tokenizer, steps, *, monitored: bool, root: str):
     )
     loader = DataLoader(sequences, batch_size=config.batch_size, shuffle=False)
     trainer.fit(module, loader)
+    if monitored and max_overhead is not None:
+        for monitor in monitors[:2]:
+            print(f"  {type(monitor).__name__}: {monitor.budget.summary()}")
     return clock, timer
 
 
-def run(*, steps: int = 500, repeats: int = 2) -> dict:
+def run(*, steps: int = 500, repeats: int = 2, max_overhead: float | None = None) -> dict:
     """Run the comparison, print it, and return the numbers."""
     config = _common.demo_config()
     corpus = _common.natural_stories()
@@ -148,7 +165,14 @@ def run(*, steps: int = 500, repeats: int = 2) -> dict:
         for _ in range(repeats):
             for monitored in (False, True):
                 runs[monitored].append(
-                    train_once(sequences, tokenizer, steps, monitored=monitored, root=root)
+                    train_once(
+                        sequences,
+                        tokenizer,
+                        steps,
+                        monitored=monitored,
+                        root=root,
+                        max_overhead=max_overhead,
+                    )
                 )
 
     ratios = {
@@ -179,6 +203,7 @@ def run(*, steps: int = 500, repeats: int = 2) -> dict:
         f"GPT-2 {config.n_layer} layers × {config.n_head} heads × {config.n_embd} dims, vocab "
         f"{config.vocab_size}, batches {config.batch_size} × {config.context_length} tokens; "
         f"{steps} steps per run; {repeats} × (without, with) interleaved"
+        + (f"; max_overhead={max_overhead} per monitor" if max_overhead is not None else "")
     )
     print(f"default schedule: {len(measured)} measurements in steps 0–{steps}: {measured}")
     steps_per_s = {}
@@ -220,6 +245,7 @@ def run(*, steps: int = 500, repeats: int = 2) -> dict:
         "measurement_ms_by_callback": {k: v * 1e3 for k, v in per_callback.items()},
         "steady_share": share,
         "every_n_steps": every,
+        "max_overhead": max_overhead,
     }
 
 
@@ -228,11 +254,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch default")
+    parser.add_argument(
+        "--max-overhead",
+        type=float,
+        default=None,
+        help="max_overhead= of PPPMonitor and AttentionMonitor each (fraction of wall time)",
+    )
     args = parser.parse_args(argv)
     _common.quiet()
     _common.set_threads(args.threads)
     print("\n".join(_common.machine_lines()))
-    return run(steps=args.steps, repeats=args.repeats)
+    return run(steps=args.steps, repeats=args.repeats, max_overhead=args.max_overhead)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ ATTN_ENTROPY_MEAN = "attn/entropy_mean"
 ATTN_ENTROPY_PREFIX = "attn/entropy"
 #: Prefix of per-head score scalars (``heads/<kind>/L{l}H{h}``).
 HEADS_PREFIX = "heads"
-#: Image tag of the per-head heatmaps.
+#: Image tag of the per-head heatmaps (all measures in a row; one each: :func:`heatmap_key`).
 HEADS_HEATMAPS = "heads/heatmaps"
 
 # --- training loss (TransitionMonitor) -----------------------------------------------------------
@@ -159,6 +159,11 @@ def delta_ll_series(available: Iterable[str]) -> list[str]:
 def per_head_key(prefix: str, layer: int, head: int) -> str:
     """``<prefix>/L{layer}H{head}``: one head's scalar."""
     return f"{prefix}/L{layer}H{head}"
+
+
+def heatmap_key(measure: str) -> str:
+    """``heads/heatmaps/<measure>``: one measure's per-head heatmap image."""
+    return f"{HEADS_HEATMAPS}/{measure}"
 
 
 def transition_marker_key(metric: str) -> str:

@@ -54,6 +54,16 @@ def log_text(trainer: Trainer, tag: str, text: str, step: int) -> None:
         writer.add_text(tag, text, global_step=step)
 
 
+def log_image(trainer: Trainer, tag: str, image: Any, step: int) -> None:
+    """Add an RGB image (uint8 array [height, width, 3]) to TensorBoard (rank zero, if attached).
+
+    No matplotlib: the array goes straight to ``add_image`` (PNG-encoded there).
+    """
+    writer = tensorboard(trainer)
+    if writer is not None:
+        writer.add_image(tag, image, global_step=step, dataformats="HWC")
+
+
 def log_figure(trainer: Trainer, tag: str, figure: Any, step: int) -> None:
     """Add a matplotlib figure to TensorBoard (rank zero, if a TensorBoard logger is attached)."""
     writer = tensorboard(trainer)

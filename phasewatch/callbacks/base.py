@@ -26,7 +26,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from phasewatch import keys
 from phasewatch.callbacks import _checks, _logging
 from phasewatch.callbacks._args import bool_arg
-from phasewatch.callbacks.schedule import MeasureSchedule
+from phasewatch.callbacks.schedule import MeasureSchedule, OverheadBudget, overhead_arg
 from phasewatch.measures.attention import nonfinite_heads
 
 log = logging.getLogger("phasewatch")
@@ -238,6 +238,12 @@ class PhasewatchMonitor(Callback):
             traceback, and training goes on. The model, tokenizer and corpus are found once at
             fit start (:meth:`resolve`): a failure there raises ``RuntimeError`` before step 0
             with ``strict=True``, else one warning and the monitor is off for the run.
+        max_overhead: a budget for this monitor's measurements, as a fraction of training wall
+            time from the first training step (0.05 = 5 %); a scheduled measurement is skipped
+            when it would exceed it (:class:`~phasewatch.callbacks.schedule.OverheadBudget`;
+            rank zero decides for all ranks). At the end of training one log line says
+            "skipped N of M scheduled measurements to stay within 5 %". Default None: no budget.
+            One-time loading before the first step (corpus, parses) is not counted.
 
     Raises:
         TypeError, ValueError: at construction, an argument of the wrong type or range.
@@ -261,7 +267,11 @@ class PhasewatchMonitor(Callback):
         steps: Sequence[int] | None = None,
         on_validation: bool = False,
         strict: bool = False,
+        max_overhead: float | None = None,
     ) -> None:
+        self.max_overhead = overhead_arg(max_overhead)
+        #: The overhead budget's accounting (None without ``max_overhead``).
+        self.budget = None if self.max_overhead is None else OverheadBudget(self.max_overhead)
         self.schedule = MeasureSchedule(
             every_n_steps, log_spaced=log_spaced, per_decade=per_decade, steps=steps
         )
@@ -327,8 +337,12 @@ class PhasewatchMonitor(Callback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         start_resumed_run(trainer)
+        if self.budget is not None:
+            self.budget.start()
+        budget = {} if self.max_overhead is None else {"max_overhead": self.max_overhead}
         _logging.append_history(
-            trainer, {"kind": "config", "monitor": type(self).__name__, **self.describe()}
+            trainer,
+            {"kind": "config", "monitor": type(self).__name__, **self.describe(), **budget},
         )
         if self.on_validation and not trainer.enable_validation:
             message = (
@@ -371,11 +385,42 @@ class PhasewatchMonitor(Callback):
             pl_module, {key: rows[-1][2] for key, rows in self.history.items()}
         )
 
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.budget is None:
+            return
+        self.budget.stop()
+        if trainer.is_global_zero:
+            log.info("%s: %s", type(self).__name__, self.budget.summary())
+        _logging.append_history(
+            trainer,
+            {"kind": "overhead", "monitor": type(self).__name__, **self.budget.state_dict()},
+        )
+
     # -- measurement -------------------------------------------------------------------------------
 
     def _measure_now(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.off_reason is not None:
             return  # said once at fit start
+        if self.budget is None:
+            self._measure_unbudgeted(trainer, pl_module)
+            return
+        step = trainer.global_step
+        if step == getattr(self, "_budget_step", None):
+            return  # decided already at this step (gradient accumulation: several batches)
+        self._budget_step = step
+        # rank zero's clock decides; every rank skips or measures with it
+        wanted = self.budget.wants() if trainer.is_global_zero else None
+        take = bool(trainer.strategy.broadcast(wanted, src=0))
+        self.budget.count(take)
+        if not take:
+            return
+        began = self.budget.clock()
+        try:
+            self._measure_unbudgeted(trainer, pl_module)
+        finally:
+            self.budget.spent(self.budget.clock() - began)
+
+    def _measure_unbudgeted(self, trainer: Trainer, pl_module: LightningModule) -> None:
         step = trainer.global_step
         self._last_measured_step = step
         payload: tuple | str | None = None
@@ -427,6 +472,7 @@ class PhasewatchMonitor(Callback):
             "tokens_seen": self.tokens_seen,
             "failures": self.failures,
             "last_measured_step": self._last_measured_step,
+            **({} if self.budget is None else {"overhead": self.budget.state_dict()}),
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -439,6 +485,8 @@ class PhasewatchMonitor(Callback):
         self.tokens_seen = int(state["tokens_seen"])
         self.failures = int(state["failures"])
         self._last_measured_step = state["last_measured_step"]
+        if self.budget is not None and isinstance(state_dict.get("overhead"), dict):
+            self.budget.load_state_dict(state_dict["overhead"])
         take_history(self, state_dict)
 
     def on_save_checkpoint(

@@ -101,7 +101,7 @@ class PPPMonitor(PhasewatchMonitor):
             corpus, spillover or tokenizer): ``prefix="dundee"`` logs ``ppp/dundee/delta_ll``
             and so on (:func:`phasewatch.keys.with_prefix`). Default None: ``ppp/delta_ll``.
             Two monitors that would write the same keys raise ``ValueError`` at setup.
-        every_n_steps, log_spaced, per_decade, steps, on_validation, strict: see
+        every_n_steps, log_spaced, per_decade, steps, on_validation, strict, max_overhead: see
             :class:`~phasewatch.callbacks.base.PhasewatchMonitor`.
 
     Measured on rank zero; the numbers are broadcast so every rank logs and decides alike.
@@ -131,6 +131,7 @@ class PPPMonitor(PhasewatchMonitor):
         steps: Sequence[int] | None = None,
         on_validation: bool = False,
         strict: bool = False,
+        max_overhead: float | None = None,
     ) -> None:
         super().__init__(
             every_n_steps=every_n_steps,
@@ -139,6 +140,7 @@ class PPPMonitor(PhasewatchMonitor):
             steps=steps,
             on_validation=on_validation,
             strict=strict,
+            max_overhead=max_overhead,
         )
         items = _corpus_items(corpus, corpora)
         check_optional_spillover(spillover)

@@ -1,9 +1,13 @@
-"""When to measure: log-spaced steps (dense early), every N steps, or an explicit list."""
+"""When to measure: log-spaced steps (dense early), every N steps, or an explicit list; and an
+overhead budget that skips scheduled measurements to keep their share of wall time bounded."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import numbers
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from phasewatch.callbacks._args import bool_arg, int_arg, steps_arg
 
@@ -77,3 +81,133 @@ class MeasureSchedule:
             f"MeasureSchedule(every_n_steps={self.every_n_steps}, log_spaced={self.log_spaced}, "
             f"per_decade={self.per_decade})"
         )
+
+
+def overhead_arg(value: Any) -> float | None:
+    """``max_overhead``: None (no budget) or a fraction in (0, 1) of training wall time."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            "`max_overhead` must be a fraction of training wall time in (0, 1) (e.g. 0.05 for "
+            f"5 %) or None for no budget, got {value!r} of type {type(value).__name__}"
+        )
+    fraction = float(value)
+    if not (0.0 < fraction < 1.0):
+        hint = f"; for {fraction:g} % pass {fraction / 100:g}" if 1.0 <= fraction < 100 else ""
+        raise ValueError(
+            "`max_overhead` must be a fraction of training wall time in (0, 1) (e.g. 0.05 for "
+            f"5 %) or None for no budget, got {value!r}{hint}"
+        )
+    return fraction
+
+
+class OverheadBudget:
+    """Keep measurement time within ``fraction`` of training wall time by skipping measurements.
+
+    The clock runs from the first training step (:meth:`start`, at ``on_train_start``; one-time
+    loading in ``setup``/``on_fit_start`` is not counted) until :meth:`stop`. Elapsed wall time
+    includes the measurements. A scheduled measurement is taken when
+
+        measured + expected <= fraction × elapsed        (seconds)
+
+    where ``measured`` is the time spent measuring so far and ``expected`` the last measurement's
+    time (0 before the first, so the first scheduled measurement is always taken); else it is
+    skipped. Since elapsed then grows by the measurement too, the share stays within ``fraction``
+    as long as a measurement costs what the last one did.
+
+    Args:
+        fraction: the budget, a fraction of training wall time in (0, 1) (0.05 = 5 %).
+        clock: seconds from a monotonic clock (default :func:`time.perf_counter`).
+
+    Example:
+        >>> t = [0.0]
+        >>> b = OverheadBudget(0.1, clock=lambda: t[0])
+        >>> b.start(); b.allows(), b.spent(1.0)      # first: taken (cost unknown)
+        (True, None)
+        >>> t[0] = 5.0; b.allows()                   # 1 + 1 > 0.1 × 5: skipped
+        False
+        >>> t[0] = 20.0; b.allows()                  # 1 + 1 <= 0.1 × 20: taken
+        True
+    """
+
+    def __init__(self, fraction: float, *, clock: Callable[[], float] | None = None) -> None:
+        self.fraction = overhead_arg(fraction)
+        if self.fraction is None:
+            raise TypeError("OverheadBudget needs a fraction in (0, 1), got None")
+        #: Seconds from a monotonic clock; also times the measurements.
+        self.clock: Callable[[], float] = clock if clock is not None else time.perf_counter
+        self.scheduled = 0  # scheduled measurements seen
+        self.skipped = 0  # of which skipped to stay within the budget
+        self.measured_s = 0.0  # seconds spent measuring
+        self.last_cost_s: float | None = None  # the last measurement's seconds
+        self._elapsed_before = 0.0  # seconds of training before this start (resume, 2nd fit)
+        self._origin: float | None = None
+
+    def start(self) -> None:
+        """Start (or continue) the training clock; no-op when it runs already."""
+        if self._origin is None:
+            self._origin = self.clock() - self._elapsed_before
+
+    def stop(self) -> None:
+        """Stop the training clock (end of training); :meth:`start` continues it."""
+        self._elapsed_before = self.elapsed()
+        self._origin = None
+
+    def elapsed(self) -> float:
+        """Seconds of training wall time counted so far (measurements included)."""
+        if self._origin is None:
+            return self._elapsed_before
+        return self.clock() - self._origin
+
+    def wants(self) -> bool:
+        """Whether the next scheduled measurement fits the budget (counts nothing)."""
+        expected = self.last_cost_s or 0.0
+        return self.measured_s + expected <= self.fraction * self.elapsed()
+
+    def count(self, taken: bool) -> None:
+        """Count one scheduled measurement, taken or skipped (as rank zero decided)."""
+        self.scheduled += 1
+        self.skipped += not taken
+
+    def allows(self) -> bool:
+        """:meth:`wants`, counted: True to take the scheduled measurement, False to skip it."""
+        taken = self.wants()
+        self.count(taken)
+        return taken
+
+    def spent(self, seconds: float) -> None:
+        """Add one measurement's ``seconds`` (its time on rank zero, figures included)."""
+        self.measured_s += seconds
+        self.last_cost_s = seconds
+
+    def share(self) -> float:
+        """Measurement time ÷ training wall time so far (0 before any time has passed)."""
+        elapsed = self.elapsed()
+        return self.measured_s / elapsed if elapsed > 0 else 0.0
+
+    def summary(self) -> str:
+        """The log line: skipped N of M scheduled measurements to stay within the budget."""
+        return (
+            f"skipped {self.skipped} of {self.scheduled} scheduled measurements to stay within "
+            f"{100 * self.fraction:g} % of training wall time (measuring took "
+            f"{self.measured_s:.2f} s of {self.elapsed():.2f} s, {100 * self.share():.1f} %)"
+        )
+
+    def state_dict(self) -> dict:
+        return {
+            "scheduled": self.scheduled,
+            "skipped": self.skipped,
+            "measured_s": self.measured_s,
+            "last_cost_s": self.last_cost_s,
+            "elapsed_s": self.elapsed(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduled = int(state.get("scheduled", 0))
+        self.skipped = int(state.get("skipped", 0))
+        self.measured_s = float(state.get("measured_s", 0.0))
+        cost = state.get("last_cost_s")
+        self.last_cost_s = None if cost is None else float(cost)
+        self._elapsed_before = float(state.get("elapsed_s", 0.0))
+        self._origin = None

@@ -22,6 +22,7 @@ from phasewatch.measures.entropy import attention_entropy
 from phasewatch.measures.head_scores import all_head_scores
 from phasewatch.measures.surprisal import word_surprisal
 from phasewatch.measures.syntactic import syntactic_scores
+from phasewatch.measures.token_cache import tokenizer_fingerprint
 from phasewatch.measures.tokenization import as_text_tokenizer, encode_with_offsets
 from phasewatch.models import ProbeModel
 
@@ -229,6 +230,7 @@ class HeadMeasure:
         self.syntactic_max_tokens = syntactic_max_tokens
         self.failures: dict[str, Exception] = {}
         self._entropy_ids: torch.Tensor | None = None
+        self._entropy_key: tuple | None = None  # (tokenizer fingerprint, max_length) of the ids
 
     def probe_seq_len(self, max_length: int | None) -> int:
         """Random tokens per repeat: ``seq_len``, else 50 capped at ``max_length // 2``."""
@@ -239,8 +241,14 @@ class HeadMeasure:
         return min(DEFAULT_SEQ_LEN, max_length // 2)
 
     def entropy_probe(self, tokenizer: Any, max_length: int | None) -> torch.Tensor:
-        """Token ids [stories, T]: BOS, then the first tokens of each of the first stories."""
-        if self._entropy_ids is None:
+        """Token ids [stories, T]: BOS, then the first tokens of each of the first stories.
+
+        Kept for the next measurement while the tokenizer's content (its fingerprint) and
+        ``max_length`` stay the same; a tokenizer without a fingerprint is encoded every time.
+        """
+        fingerprint = tokenizer_fingerprint(tokenizer)
+        key = None if fingerprint is None else (fingerprint, max_length)
+        if self._entropy_ids is None or key is None or key != self._entropy_key:
             texts = list(self.corpus.texts.values())[: self.entropy_stories]
             if not texts:
                 raise ValueError(
@@ -258,6 +266,7 @@ class HeadMeasure:
                 rows.append((([bos] if bos is not None else []) + list(ids))[:length])
             width = min(len(r) for r in rows)
             self._entropy_ids = torch.tensor([r[:width] for r in rows], dtype=torch.long)
+            self._entropy_key = key
         return self._entropy_ids
 
     def measure(

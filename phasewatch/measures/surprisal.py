@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from phasewatch.corpora.schema import ReadingTimeCorpus
+from phasewatch.measures.token_cache import tokenize_stories
 from phasewatch.measures.tokenization import TextTokenizer, TokenizedText, as_text_tokenizer
 from phasewatch.models import LogitsFunction, ProbeModel, as_probe_model
 
@@ -212,13 +213,14 @@ def _resolve_context_length(probe: ProbeModel, context_length: int | None) -> in
 def _tokenize_stories(
     frame: pd.DataFrame, tokenizer: TextTokenizer
 ) -> tuple[list[np.ndarray], list[TokenizedText]]:
-    """Per story (in order of first appearance): frame row numbers in position order, tokens."""
+    """Per story (in order of first appearance): frame row numbers in position order, tokens
+    (tokenized once per tokenizer and word list: :mod:`phasewatch.measures.token_cache`)."""
     positions = frame["position"].to_numpy()
     codes, _ = pd.factorize(frame["story"], sort=False)
     order = np.lexsort((positions, codes))
     groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
     words = frame["word"].astype(str).to_numpy()
-    return groups, [tokenizer.tokenize_words(list(words[rows])) for rows in groups]
+    return groups, tokenize_stories(tokenizer, [words[rows] for rows in groups])
 
 
 def _named_words(frame: pd.DataFrame, rows: np.ndarray, limit: int = 5) -> str:
