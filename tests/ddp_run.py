@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lightning_helpers import TinyLM
+from lightning_helpers import ExitCleanDDP, TinyLM
 
 from phasewatch.callbacks import (
     AttentionMonitor,
@@ -89,6 +89,13 @@ def one_story_corpus() -> ReadingTimeCorpus:
     return ReadingTimeCorpus("story 1", frame)
 
 
+def _strategy(name: str) -> ExitCleanDDP:
+    """``ddp`` or ``ddp_spawn`` that destroys the process group at exit (see ExitCleanDDP)."""
+    if name not in ("ddp", "ddp_spawn"):
+        raise ValueError(f"strategy must be 'ddp' or 'ddp_spawn', got {name!r}")
+    return ExitCleanDDP(start_method="spawn" if name == "ddp_spawn" else "popen")
+
+
 def fit(root: str | Path, tokenizer, strategy: str | None) -> None:
     """Train ``STEPS`` steps with the four monitors; ``strategy=None``: one process."""
     corpus = one_story_corpus()
@@ -125,7 +132,7 @@ def fit(root: str | Path, tokenizer, strategy: str | None) -> None:
         max_steps=STEPS,
         accelerator="cpu",
         devices=devices,
-        strategy="auto" if strategy is None else strategy,
+        strategy="auto" if strategy is None else _strategy(strategy),
         callbacks=callbacks,
         logger=False,
         default_root_dir=root,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+
 import lightning as L
 import torch
+import torch.distributed as dist
+from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -80,3 +84,27 @@ def quiet_trainer(root, callbacks, *, max_steps: int, logger=False, **kwargs) ->
         devices=1,
     )
     return L.Trainer(**{**options, **kwargs})
+
+
+class ExitCleanDDP(DDPStrategy):
+    """Lightning's ``ddp`` / ``ddp_spawn`` that destroys its process group when a worker exits.
+
+    Lightning registers that clean-up only for NCCL. Without it a gloo worker exits with its
+    process group alive, and interpreter finalization can abort the worker ("terminate called
+    without an active exception", pytorch/pytorch#190489): a run that trained correctly then
+    fails in ``mp.spawn``'s join, seen about once per full-suite run.
+    """
+
+    def setup_distributed(self) -> None:
+        super().setup_distributed()
+        atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def spawn_ddp() -> ExitCleanDDP:
+    """``ddp_spawn`` for the suite's 2-process CPU tests (``strategy=spawn_ddp()``)."""
+    return ExitCleanDDP(start_method="spawn")

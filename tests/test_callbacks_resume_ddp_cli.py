@@ -8,7 +8,7 @@ import lightning as L
 import pandas as pd
 import pytest
 import torch
-from lightning_helpers import TinyLM, random_token_loader, token_loader
+from lightning_helpers import TinyLM, random_token_loader, spawn_ddp, token_loader
 
 from phasewatch.callbacks import (
     AttentionMonitor,
@@ -127,7 +127,7 @@ def test_ddp_ranks_take_identical_decisions(tmp_path):
         max_steps=40,
         accelerator="cpu",
         devices=2,
-        strategy="ddp_spawn",
+        strategy=spawn_ddp(),
         callbacks=callbacks,
         logger=False,
         enable_progress_bar=False,

@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from lightning_helpers import TinyLM, quiet_trainer, random_token_loader
+from lightning_helpers import TinyLM, quiet_trainer, random_token_loader, spawn_ddp
 from test_transition_integration import TiledRandomSpans
 from torch.utils.data import DataLoader
 
@@ -93,7 +93,7 @@ def test_ddp_spawn_children_get_attentions(tmp_path):
     torch.manual_seed(0)
     module = RegTiny(vocab_size=60)
     reg = CopyingRegularizer(1.0, batch_size=2, length=40, strict=True)
-    trainer = quiet_trainer(tmp_path, [reg], max_steps=2, devices=2, strategy="ddp_spawn")
+    trainer = quiet_trainer(tmp_path, [reg], max_steps=2, devices=2, strategy=spawn_ddp())
     trainer.fit(module, random_token_loader(60))
     penalty = float(trainer.callback_metrics[keys.REG_COPYING])
     assert 0 < penalty < 1 and math.isfinite(penalty)

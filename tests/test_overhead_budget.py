@@ -20,7 +20,7 @@ import pytest
 from phasewatch import AttentionMonitor, PPPMonitor
 from phasewatch.callbacks.base import PhasewatchMonitor
 from phasewatch.callbacks.schedule import OverheadBudget
-from tests.lightning_helpers import TinyLM, quiet_trainer, random_token_loader
+from tests.lightning_helpers import TinyLM, quiet_trainer, random_token_loader, spawn_ddp
 
 #: Steps measured in the hand-worked example of the module docstring (steps 0–60).
 HAND_WORKED = [0, 19, 28, 37, 46, 55]
@@ -211,9 +211,7 @@ def test_ddp_ranks_skip_and_measure_together(tmp_path):
         max_steps=60,
         accelerator="cpu",
         devices=2,
-        # the suite's other ddp_spawn tests' strategy: with a custom 20 s gloo timeout, a child
-        # aborted at exit ("terminate called without an active exception") in one full-suite run
-        strategy="ddp_spawn",
+        strategy=spawn_ddp(),
         callbacks=callbacks,
         logger=False,
         enable_progress_bar=False,

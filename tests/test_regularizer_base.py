@@ -7,7 +7,7 @@ import logging
 import lightning as L
 import pytest
 import torch
-from lightning_helpers import TinyLM, quiet_trainer, random_token_loader
+from lightning_helpers import TinyLM, quiet_trainer, random_token_loader, spawn_ddp
 from torch import nn
 
 from phasewatch import keys
@@ -155,7 +155,7 @@ def test_ddp_all_reduce_covers_the_penalty(tmp_path):
     w0 = module.layer.weight.detach().clone()
     data = torch.utils.data.DataLoader(_data().dataset, batch_size=2)
     trainer = quiet_trainer(
-        tmp_path, [SquaredWeight(0.5)], max_steps=1, devices=2, strategy="ddp_spawn"
+        tmp_path, [SquaredWeight(0.5)], max_steps=1, devices=2, strategy=spawn_ddp()
     )
     trainer.fit(module, data)
     torch.testing.assert_close(module.layer.weight.detach(), _one_hand_step(w0, 0.5))

@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.logger import DummyLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning_helpers import TinyLM, quiet_trainer, random_token_loader
+from lightning_helpers import TinyLM, quiet_trainer, random_token_loader, spawn_ddp
 
 from phasewatch import keys
 from phasewatch.callbacks import PeakMonitor, PhasewatchMonitor, TransitionMonitor, _logging
@@ -346,7 +346,7 @@ def _ddp_fit(root, max_steps, ckpt_path=None, save_at=None):
         max_steps=max_steps,
         accelerator="cpu",
         devices=2,
-        strategy="ddp_spawn",
+        strategy=spawn_ddp(),
         callbacks=callbacks,
         logger=CSVLogger(root, name="run"),
         enable_progress_bar=False,
