@@ -3,8 +3,8 @@
 Usage: ``.venv/bin/python benchmarks/bench_overhead.py [--steps 500 --repeats 2 --threads 1]
 [--max-overhead 0.025]``
 
-``--max-overhead F`` gives ``PPPMonitor`` and ``AttentionMonitor`` each ``max_overhead=F`` (the
-budget is per monitor: two monitors at F take up to 2F of wall time together); each run then prints
+``--max-overhead F`` gives ``PPPMonitor`` and ``AttentionMonitor`` each ``max_overhead=F`` (they
+split it: F of wall time together, F/2 each); each run then prints
 how many scheduled measurements each monitor skipped. The steady-state lines below still use the
 schedule's steps, skipped ones included, so with a budget only the throughput ratios are meaningful.
 
@@ -203,7 +203,7 @@ def run(*, steps: int = 500, repeats: int = 2, max_overhead: float | None = None
         f"GPT-2 {config.n_layer} layers × {config.n_head} heads × {config.n_embd} dims, vocab "
         f"{config.vocab_size}, batches {config.batch_size} × {config.context_length} tokens; "
         f"{steps} steps per run; {repeats} × (without, with) interleaved"
-        + (f"; max_overhead={max_overhead} per monitor" if max_overhead is not None else "")
+        + (f"; max_overhead={max_overhead} shared by 2 monitors" if max_overhead is not None else "")
     )
     print(f"default schedule: {len(measured)} measurements in steps 0–{steps}: {measured}")
     steps_per_s = {}
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--max-overhead",
         type=float,
         default=None,
-        help="max_overhead= of PPPMonitor and AttentionMonitor each (fraction of wall time)",
+        help="max_overhead= of PPPMonitor and AttentionMonitor (shared: fraction of wall time)",
     )
     args = parser.parse_args(argv)
     _common.quiet()

@@ -19,7 +19,7 @@ import pytest
 
 from phasewatch import AttentionMonitor, PPPMonitor
 from phasewatch.callbacks.base import PhasewatchMonitor
-from phasewatch.callbacks.schedule import OverheadBudget
+from phasewatch.callbacks.schedule import MeasureSchedule, OverheadBudget
 from tests.lightning_helpers import TinyLM, quiet_trainer, random_token_loader, spawn_ddp
 
 #: Steps measured in the hand-worked example of the module docstring (steps 0–60).
@@ -108,6 +108,50 @@ def test_a_trainer_run_skips_exactly_the_steps_the_rule_gives(tmp_path, caplog):
     (overhead,) = [r for r in records if r["kind"] == "overhead"]
     assert config["max_overhead"] == 0.1
     assert (overhead["scheduled"], overhead["skipped"], overhead["measured_s"]) == (61, 55, 6.0)
+
+
+class OtherCostlyMonitor(CostlyMonitor):
+    produces = ("other/step",)
+
+    def measure(self, trainer, pl_module):
+        scalars, extras = super().measure(trainer, pl_module)
+        return {"other/step": scalars["costly/step"]}, extras
+
+
+#: Two monitors of 1 s each, due at every step (1 s per training step), stating 20 % and 10 %:
+#: they split the smaller, 5 % each. Step 0 both (t 0 -> 2 s; the second's clock starts at 1 s,
+#: after the first's measurement); then the first needs 1 + 1 <= 0.05 t at t = 40 (step 38) and
+#: the second 2 <= 0.05 (t - 1) right after it at t = 41; then 3 <= 0.05 t at t = 60 (step 56), ...
+TWO_HAND_WORKED = [0, 38, 56, 74, 92]
+
+
+def test_monitors_with_a_budget_split_the_smallest_one(tmp_path, caplog):
+    clock = FakeClock()
+    first = CostlyMonitor(1.0, clock, max_overhead=0.2)
+    second = OtherCostlyMonitor(1.0, clock, max_overhead=0.1)
+    with caplog.at_level(logging.INFO, logger="phasewatch"):
+        _fit(tmp_path, [Tick(clock), first, second], max_steps=100)
+    assert _steps(first) == TWO_HAND_WORKED
+    assert [int(r[0]) for r in second.history["other/step"]] == TWO_HAND_WORKED
+    measured = first.budget.measured_s + second.budget.measured_s
+    assert measured == 10.0 and measured <= 0.1 * clock.t
+    line = "skipped 96 of 101 scheduled measurements to stay within 5 % of training wall time"
+    assert sum(line in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_cheap_frequent_monitor_never_starves_a_costly_sparse_one(tmp_path):
+    clock = FakeClock()
+    cheap = CostlyMonitor(1.0, clock, max_overhead=0.1)  # due at every step
+    costly = OtherCostlyMonitor(3.0, clock, max_overhead=0.1)
+    costly.schedule = MeasureSchedule(10, log_spaced=False)  # due every 10 steps
+    _fit(tmp_path, [Tick(clock), cheap, costly], max_steps=300)
+    costly_steps = [int(r[0]) for r in costly.history["other/step"]]
+    assert len(costly_steps) >= 4 and all(step % 10 == 0 for step in costly_steps)
+    assert len(_steps(cheap)) >= 3 * len(costly_steps) // 2
+    for monitor, cost in ((cheap, 1.0), (costly, 3.0)):  # each within its 5 % (+ one cost)
+        assert monitor.budget.measured_s <= 0.05 * monitor.budget.elapsed() + cost
+    total = cheap.budget.measured_s + costly.budget.measured_s
+    assert total <= 0.1 * clock.t
 
 
 def test_without_a_budget_every_scheduled_step_is_measured(tmp_path):

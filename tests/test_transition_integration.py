@@ -31,11 +31,21 @@ class TiledRandomSpans(IterableDataset):
 
 
 @pytest.mark.slow
-def test_induction_transition_alert_fires_once_inside_the_jump(tmp_path):
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"every_n_steps": 50, "per_decade": 6},
+        # issue 12: the default schedule within a 5 % budget (which steps are measured depends on
+        # this machine's clock; the alert must still come inside the jump)
+        {"max_overhead": 0.05},
+    ],
+    ids=["every-50", "default-within-5pct"],
+)
+def test_induction_transition_alert_fires_once_inside_the_jump(tmp_path, schedule):
     torch.manual_seed(0)
     module = TinyLM(vocab_size=256, n_layer=2, n_head=4, n_embd=64, n_positions=128, lr=1e-3)
     seen = []
-    attention = AttentionMonitor(every_n_steps=50, per_decade=6, probe_batch=16, syntactic=False)
+    attention = AttentionMonitor(**schedule, probe_batch=16, syntactic=False)
     monitor = TransitionMonitor(on_transition=lambda t, m, e: seen.append(e))
     trainer = L.Trainer(
         max_steps=800,
@@ -52,6 +62,11 @@ def test_induction_transition_alert_fires_once_inside_the_jump(tmp_path):
         trainer.fit(module, DataLoader(TiledRandomSpans(), batch_size=32))
 
     induction = attention.history["heads/induction_max"]
+    if attention.budget is not None:  # the budget held: measuring took at most 5 % + one cost
+        budget = attention.budget
+        assert budget.skipped > 0 and budget.measured_s <= 0.05 * budget.elapsed() + (
+            budget.last_cost_s
+        ), budget.summary()
     events = [e for e in seen if e.metric == "heads/induction_max"]
     assert len(events) == 1, (events, induction)
     (event,) = events

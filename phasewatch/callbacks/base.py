@@ -238,12 +238,15 @@ class PhasewatchMonitor(Callback):
             traceback, and training goes on. The model, tokenizer and corpus are found once at
             fit start (:meth:`resolve`): a failure there raises ``RuntimeError`` before step 0
             with ``strict=True``, else one warning and the monitor is off for the run.
-        max_overhead: a budget for this monitor's measurements, as a fraction of training wall
-            time from the first training step (0.05 = 5 %); a scheduled measurement is skipped
+        max_overhead: the share of training wall time, from the first training step, that
+            phasewatch's measurements may take (0.05 = 5 %); a scheduled measurement is skipped
             when it would exceed it (:class:`~phasewatch.callbacks.schedule.OverheadBudget`;
-            rank zero decides for all ranks). At the end of training one log line says
-            "skipped N of M scheduled measurements to stay within 5 %". Default None: no budget.
-            One-time loading before the first step (corpus, parses) is not counted.
+            rank zero decides for all ranks). The monitors given a budget share it: n of them
+            split the smallest budget stated, each 1/n of it, so together they stay within it
+            and a cheap monitor never starves a costly one. At the end of training one log line
+            per monitor says "skipped N of M scheduled measurements to stay within 2.5 %" (its
+            share). Default None: no budget. One-time loading before the first step (corpus,
+            parses) is not counted.
 
     Raises:
         TypeError, ValueError: at construction, an argument of the wrong type or range.
@@ -409,7 +412,10 @@ class PhasewatchMonitor(Callback):
             return  # decided already at this step (gradient accumulation: several batches)
         self._budget_step = step
         # rank zero's clock decides; every rank skips or measures with it
-        wanted = self.budget.wants() if trainer.is_global_zero else None
+        wanted = None
+        if trainer.is_global_zero:
+            self.budget.fraction = budget_share(trainer, self)
+            wanted = self.budget.wants()
         take = bool(trainer.strategy.broadcast(wanted, src=0))
         self.budget.count(take)
         if not take:
@@ -493,6 +499,18 @@ class PhasewatchMonitor(Callback):
         self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict
     ) -> None:
         carry_history(self, trainer, checkpoint)
+
+
+def budget_share(trainer: Trainer, monitor: PhasewatchMonitor) -> float:
+    """``monitor``'s share of the budget: the smallest ``max_overhead`` among the Trainer's
+    measuring monitors, split evenly between the n of them that have one (a fraction)."""
+    group = [
+        c
+        for c in trainer.callbacks
+        if isinstance(c, PhasewatchMonitor) and c.max_overhead is not None and c.off_reason is None
+    ]
+    group = group or [monitor]
+    return min(c.max_overhead for c in group) / len(group)
 
 
 #: Scalars that summarize a per-head measure of ``extras["heads"]`` other than its max.
