@@ -203,7 +203,7 @@ def run(*, steps: int = 500, repeats: int = 2, max_overhead: float | None = None
         f"GPT-2 {config.n_layer} layers × {config.n_head} heads × {config.n_embd} dims, vocab "
         f"{config.vocab_size}, batches {config.batch_size} × {config.context_length} tokens; "
         f"{steps} steps per run; {repeats} × (without, with) interleaved"
-        + (f"; max_overhead={max_overhead} shared by 2 monitors" if max_overhead is not None else "")
+        + ("" if max_overhead is None else f"; max_overhead={max_overhead} shared by 2 monitors")
     )
     print(f"default schedule: {len(measured)} measurements in steps 0–{steps}: {measured}")
     steps_per_s = {}
