@@ -18,6 +18,8 @@ if TYPE_CHECKING:
         PhasewatchMonitor,
         PPPMonitor,
         TransitionMonitor,
+        WebhookNotifier,
+        WebhookWarning,
     )
     from phasewatch.corpora import CorpusDataError, ReadingTimeCorpus, load, load_tsv
     from phasewatch.detect import (
@@ -44,6 +46,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "phasewatch.callbacks.attention": ["AttentionMonitor"],
         "phasewatch.callbacks.base": ["PhasewatchMonitor"],
+        "phasewatch.callbacks.notify": ["WebhookNotifier", "WebhookWarning"],
         "phasewatch.callbacks.peak": ["PeakMonitor"],
         "phasewatch.callbacks.ppp": ["PPPMonitor"],
         "phasewatch.callbacks.schedule": ["MeasureSchedule"],
@@ -81,6 +84,8 @@ __all__ = [
     "TransitionDetector",
     "TransitionEvent",
     "TransitionMonitor",
+    "WebhookNotifier",
+    "WebhookWarning",
     "__version__",
     "all_head_scores",
     "as_probe_model",

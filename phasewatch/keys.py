@@ -179,3 +179,30 @@ def peak_value_key(monitor: str) -> str:
 def peak_step_key(monitor: str) -> str:
     """Step of the best value so far of ``monitor`` (logged by PeakMonitor)."""
     return f"{monitor}_peak_step"
+
+
+#: The unit of each key's values, in words (alert texts name it after the key).
+UNITS: dict[str, str] = {
+    PPP_DELTA_LL: "nats/word",
+    PPP_DELTA_LL_SE: "nats/word",
+    PPP_DELTA_LL_TOKCTRL: "nats/word",
+    PPP_DELTA_LL_TOKCTRL_SE: "nats/word",
+    PPP_DELTA_LL_MIXED_PER_WORD: "nats/word",
+    PPP_DECLINE: "nats/word",
+    PPP_RISE: "nats/word",
+    PPP_SURPRISAL_COEF: "ms per bit",
+    PPP_SURPRISAL_MEAN: "bits",
+    HEADS_INDUCTION_MAX: "attention score in [0, 1]",
+    HEADS_PREV_TOKEN_MAX: "attention score in [0, 1]",
+    HEADS_DUPLICATE_TOKEN_MAX: "attention score in [0, 1]",
+    HEADS_SYNTACTIC_MAX: "accuracy in [0, 1]",
+    HEADS_SAS: "score in [0, 1]",
+    ATTN_ENTROPY_MEAN: "nats",
+    LOSS: "nats/token, smoothed training loss",
+}
+
+
+def unit(key: str) -> str | None:
+    """The unit of a (possibly prefixed) key's values (:data:`UNITS`); None for a key phasewatch
+    does not produce (a user's ``val/score``)."""
+    return UNITS.get(key, UNITS.get(split_prefix(key)[0]))

@@ -36,6 +36,8 @@ PUBLIC = {
     "TransitionDetector": "phasewatch.detect",
     "TransitionEvent": "phasewatch.detect",
     "TransitionMonitor": "phasewatch.callbacks",
+    "WebhookNotifier": "phasewatch.callbacks",  # issue 13
+    "WebhookWarning": "phasewatch.callbacks",  # issue 13
     "all_head_scores": "phasewatch.measures",
     "as_probe_model": "phasewatch.models",
     "attention_entropy": "phasewatch.measures",

@@ -2,6 +2,7 @@
 
 from phasewatch.callbacks.attention import AttentionMonitor
 from phasewatch.callbacks.base import MeasurementListener, PhasewatchMonitor
+from phasewatch.callbacks.notify import WebhookNotifier, WebhookWarning
 from phasewatch.callbacks.peak import PeakMonitor
 from phasewatch.callbacks.ppp import PPPMonitor
 from phasewatch.callbacks.schedule import MeasureSchedule
@@ -16,4 +17,6 @@ __all__ = [
     "PhaseTransitionWarning",
     "PhasewatchMonitor",
     "TransitionMonitor",
+    "WebhookNotifier",
+    "WebhookWarning",
 ]

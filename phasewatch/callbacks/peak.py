@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from phasewatch import keys
-from phasewatch.callbacks import _logging
+from phasewatch.callbacks import _alerts, _logging
 from phasewatch.callbacks._args import bool_arg, int_arg
 from phasewatch.callbacks.base import (
     MeasurementListener,
@@ -216,10 +216,13 @@ class PeakMonitor(MeasurementListener, Callback):
         self.peak_path = str(path.absolute())
 
     def _confirmed(self, trainer: Trainer, event: PeakEvent) -> None:
-        message = str(event)
+        # the same text in the log, the loggers and the webhook (docs/alerts.md)
+        checkpoint = self.peak_path if self.save_peak else None
+        message = _alerts.text_for(trainer, event, checkpoint=checkpoint)
         if trainer.is_global_zero:
             log.warning(message)
         _logging.log_text(trainer, keys.PEAK_EVENTS, message, trainer.global_step)
+        _alerts.publish(trainer, event, message)
         if self.stop:
             should_stop = trainer.strategy.reduce_boolean_decision(True, all=False)
             trainer.should_stop = trainer.should_stop or should_stop

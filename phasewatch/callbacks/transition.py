@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from phasewatch import keys
-from phasewatch.callbacks import _logging
+from phasewatch.callbacks import _alerts, _logging
 from phasewatch.callbacks._args import bool_arg, float_arg, optional_str_arg
 from phasewatch.callbacks.base import (
     MeasurementListener,
@@ -278,24 +278,29 @@ class TransitionMonitor(MeasurementListener, Callback):
 
     def _act(self, trainer: Trainer, pl_module: LightningModule, event: TransitionEvent) -> None:
         self.events.append(event)
-        message = str(event)
+        checkpoint = None
+        if self.checkpoint:
+            name = f"transition-{event.metric.replace('/', '_')}-step{event.confirmed_step}.ckpt"
+            checkpoint = (Path(self.dirpath) if self.dirpath else _logging.run_dir(trainer)) / name
+        # the same text in the log, the warning, the loggers and the webhook (docs/alerts.md)
+        path = None if checkpoint is None else str(checkpoint.absolute())
+        message = _alerts.text_for(trainer, event, checkpoint=path)
         if trainer.is_global_zero:
             log.warning(message)
             warnings.warn(message, PhaseTransitionWarning, stacklevel=2)
         _logging.log_text(trainer, keys.TRANSITION_EVENTS, message, event.step)
         _logging.log_scalars(trainer, {keys.transition_marker_key(event.metric): 1.0}, event.step)
         _logging.append_history(trainer, {"kind": "transition", **event.to_dict()})
+        _alerts.publish(trainer, event, message)
         try:
             self.on_transition(trainer, pl_module, event)
         except Exception:
             if self.strict:
                 raise
             log.exception("on_transition raised; training goes on (strict=False)")
-        if self.checkpoint:
-            name = f"transition-{event.metric.replace('/', '_')}-step{event.confirmed_step}.ckpt"
-            path = Path(self.dirpath) if self.dirpath else _logging.run_dir(trainer)
-            _logging.save_checkpoint(trainer, path / name)  # atomic: temporary file, os.replace
-            self.checkpoints.append(str(path / name))
+        if checkpoint is not None:
+            _logging.save_checkpoint(trainer, checkpoint)  # atomic: temporary file, os.replace
+            self.checkpoints.append(str(checkpoint))
         if self.stop:
             should_stop = trainer.strategy.reduce_boolean_decision(True, all=False)
             trainer.should_stop = trainer.should_stop or should_stop
