@@ -9,8 +9,7 @@ import os
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from lightning.pytorch.loggers.logger import DummyLogger
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning_helpers import TinyLM, quiet_trainer, random_token_loader, spawn_ddp
 
@@ -288,34 +287,7 @@ def test_a_resume_with_phasewatch_state_says_nothing_about_token_counts(tmp_path
     assert monitor.history[keys.PPP_DELTA_LL][-1][:2] == [10, 10 * 8 * 32]
 
 
-# -- the run directory -----------------------------------------------------------------------------
-
-
-class NoDirLogger(DummyLogger):
-    """A logger without a directory (like a remote experiment tracker)."""
-
-    @property
-    def log_dir(self):
-        return None
-
-
-@pytest.mark.parametrize(
-    ("loggers", "expected"),
-    [
-        (lambda root: [CSVLogger(root / "csv"), TensorBoardLogger(root / "tb")], "csv"),
-        (lambda root: [NoDirLogger(), TensorBoardLogger(root / "tb")], "root"),
-        (lambda root: False, "root"),
-    ],
-)
-def test_run_dir_is_the_first_loggers_log_dir_else_the_default_root_dir(
-    tmp_path, loggers, expected
-):
-    trainer = L.Trainer(logger=loggers(tmp_path), default_root_dir=tmp_path / "root")
-    want = {
-        "csv": tmp_path / "csv" / "lightning_logs" / "version_0",
-        "root": tmp_path / "root",
-    }[expected]
-    assert _logging.run_dir(trainer) == want
+# The run directory rule: tests/test_loggers_several.py.
 
 
 # -- DDP -------------------------------------------------------------------------------------------

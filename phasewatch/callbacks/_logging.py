@@ -1,5 +1,6 @@
-"""Writing to the Trainer's loggers (scalars to all, text and figures to TensorBoard only), to the
-run's history file, and checkpoints that a kill cannot leave half-written."""
+"""Writing to the Trainer's loggers (scalars to all; text, images and the report through one
+adapter per logger type, ``_sinks``), to the run's history file, and checkpoints that a kill
+cannot leave half-written."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from phasewatch.callbacks import _sinks
 from phasewatch.report.history import HISTORY_FILE
 
 log = logging.getLogger("phasewatch")
@@ -38,49 +40,70 @@ def log_scalars(trainer: Trainer, metrics: dict[str, float], step: int) -> None:
         logger.log_metrics(metrics, step=step)
 
 
-def tensorboard(trainer: Trainer):
-    """The rank-zero ``SummaryWriter`` of the first TensorBoard logger, or None."""
+def sinks(trainer: Trainer) -> list[_sinks.Sink]:
+    """The adapters of the Trainer's loggers that take text and images (rank zero; [] elsewhere)."""
     if not trainer.is_global_zero:
-        return None
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            return logger.experiment
-    return None
+        return []
+    return [s for s in map(_sinks.sink, trainer.loggers) if type(s) is not _sinks.Sink]
 
 
 def log_text(trainer: Trainer, tag: str, text: str, step: int) -> None:
-    writer = tensorboard(trainer)
-    if writer is not None:
-        writer.add_text(tag, text, global_step=step)
+    """Send an alert's text to every logger that takes text (see ``_sinks``), at ``step``."""
+    for sink in sinks(trainer):
+        sink.send("text", tag, text, step)
 
 
 def log_image(trainer: Trainer, tag: str, image: Any, step: int) -> None:
-    """Add an RGB image (uint8 array [height, width, 3]) to TensorBoard (rank zero, if attached).
+    """Send an RGB image (uint8 array [height, width, 3]) to every logger that takes images.
 
-    No matplotlib: the array goes straight to ``add_image`` (PNG-encoded there).
+    No matplotlib: TensorBoard gets the array through ``add_image``, the others as PNG.
     """
-    writer = tensorboard(trainer)
-    if writer is not None:
-        writer.add_image(tag, image, global_step=step, dataformats="HWC")
+    for sink in sinks(trainer):
+        sink.send("image", tag, image, step)
 
 
-def log_figure(trainer: Trainer, tag: str, figure: Any, step: int) -> None:
-    """Add a matplotlib figure to TensorBoard (rank zero, if a TensorBoard logger is attached)."""
-    writer = tensorboard(trainer)
-    if writer is not None:
-        writer.add_figure(tag, figure, global_step=step, close=False)
+def send_report(trainer: Trainer) -> None:
+    """At the end of training: write the run report and give it to W&B and MLflow loggers.
+
+    Only when such a logger is attached and the run has a history (the report costs ~1 s of
+    matplotlib). Never fatal: a failure is one warning. TensorBoard and CSV runs keep the
+    history in a local folder, where ``phasewatch report RUN_DIR`` writes the same report.
+    """
+    wanting = [sink for sink in sinks(trainer) if sink.wants_report]
+    if not wanting or not (run_dir(trainer) / HISTORY_FILE).exists():
+        return
+    try:
+        from phasewatch.report.write import write_report
+
+        written = write_report(run_dir(trainer))
+    except Exception as error:
+        log.warning(
+            "phasewatch: the run report could not be written (%s: %s); the history is in %s, "
+            "and `phasewatch report %s` tries again",
+            type(error).__name__,
+            error,
+            run_dir(trainer),
+            run_dir(trainer),
+        )
+        return
+    files = [written["png"], written["html"]]
+    for sink in wanting:
+        sink.send("report", files)
 
 
 def run_dir(trainer: Trainer) -> Path:
     """The run directory, where phasewatch writes its history and checkpoints.
 
-    One rule: the first logger's ``log_dir`` if it has one (TensorBoard and CSV loggers do, e.g.
-    ``lightning_logs/version_3``), else ``trainer.default_root_dir``.
+    One rule, whatever the order of the loggers: the ``log_dir`` of the first TensorBoard logger,
+    else of the first CSV logger, else of the first other logger that has one, else
+    ``trainer.default_root_dir`` (e.g. a run with only W&B or MLflow).
     """
-    if trainer.loggers:
-        log_dir = getattr(trainer.loggers[0], "log_dir", None)
-        if log_dir:
-            return Path(log_dir)
+    loggers = trainer.loggers
+    for wanted in (TensorBoardLogger, CSVLogger, object):
+        for logger in loggers:
+            log_dir = getattr(logger, "log_dir", None) if isinstance(logger, wanted) else None
+            if log_dir:
+                return Path(log_dir)
     return Path(trainer.default_root_dir)
 
 

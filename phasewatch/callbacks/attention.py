@@ -58,7 +58,8 @@ class AttentionMonitor(PhasewatchMonitor):
     :data:`phasewatch.head_kinds.HEAD_KINDS`), ``heads/sas`` (syntactic attention score: the best
     head per relation, hits pooled over all arcs, in [0, 1]), ``attn/entropy_mean`` (nats),
     optionally ``attn/entropy/L{l}H{h}`` and ``heads/<kind>/L{l}H{h}`` per head, and heatmap
-    images to TensorBoard: ``heads/heatmaps/<measure>`` each and ``heads/heatmaps`` all in a row.
+    images to every TensorBoard, CSV, W&B and MLflow logger: ``heads/heatmaps/<measure>`` each and
+    ``heads/heatmaps`` all in a row.
     The per-head tensors also go to the run's history.
 
     Args:
@@ -69,7 +70,7 @@ class AttentionMonitor(PhasewatchMonitor):
             and a corpus with dependency arcs), window length in tokens (default: the model's
             ``max_length``).
         per_head_scalars: also log one scalar per head and measure.
-        heatmap_every: draw the TensorBoard heatmap images at every k-th measurement (default 1;
+        heatmap_every: draw the heatmap images at every k-th measurement (default 1;
             0 = never). They are colour-table arrays, no matplotlib: about 3 ms on CPU
             (docs/performance.md); the per-head values always go to the run's history.
         corpus, data_dir: the corpus for the natural-text probes and the arcs of the syntactic
@@ -299,7 +300,7 @@ class AttentionMonitor(PhasewatchMonitor):
         )
         measured = len(self.history.get(keys.HEADS_INDUCTION_MAX, []))  # this one included
         draw = self.heatmap_every and (measured - 1) % self.heatmap_every == 0
-        if draw and _logging.tensorboard(trainer) is not None:
+        if draw and _logging.sinks(trainer):  # rank zero, a logger that takes images
             self._log_heatmaps(trainer, extras["heads"], step)
 
     def _log_heatmaps(self, trainer, per_head: dict[str, torch.Tensor], step: int) -> None:

@@ -389,15 +389,17 @@ class PhasewatchMonitor(Callback):
         )
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.budget is None:
-            return
-        self.budget.stop()
-        if trainer.is_global_zero:
-            log.info("%s: %s", type(self).__name__, self.budget.summary())
-        _logging.append_history(
-            trainer,
-            {"kind": "overhead", "monitor": type(self).__name__, **self.budget.state_dict()},
-        )
+        if self.budget is not None:
+            self.budget.stop()
+            if trainer.is_global_zero:
+                log.info("%s: %s", type(self).__name__, self.budget.summary())
+            _logging.append_history(
+                trainer,
+                {"kind": "overhead", "monitor": type(self).__name__, **self.budget.state_dict()},
+            )
+        monitors = [c for c in trainer.callbacks if isinstance(c, PhasewatchMonitor)]
+        if monitors[-1] is self:  # the last monitor: the history is complete
+            _logging.send_report(trainer)  # to W&B / MLflow loggers, if any
 
     # -- measurement -------------------------------------------------------------------------------
 
