@@ -66,7 +66,8 @@ class TransitionMonitor(MeasurementListener, Callback):
     output (an exponential moving average, ``loss_ema`` per step) read on the monitor's own
     schedule, or, for any other key, from ``trainer.callback_metrics`` at each validation.
 
-    On an event: a ``PhaseTransitionWarning`` and a log line, TensorBoard text
+    On an event (one text for all, :func:`phasewatch.detect.alert_text.alert_text`, also what
+    :class:`WebhookNotifier` sends): a ``PhaseTransitionWarning`` and a log line, TensorBoard text
     (``transition/events``) and a scalar marker ``transition/<metric>`` = 1 at the event's step,
     :meth:`on_transition` (override it, or pass ``on_transition=``), and, if asked, a checkpoint
     (``transition-<metric>-step<k>.ckpt``, saved when the event is confirmed) and a stop.
