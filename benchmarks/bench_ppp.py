@@ -13,6 +13,9 @@ cross-validation, spillover 4). Its floor is what no implementation can skip:
 
 Each round runs the measure, word_surprisal alone, the bare forward passes, the fits alone and the
 tokenization alone, in turn; the ratio measure / (forward + fits) is the median over rounds.
+Every call is timed twice: wall time, and the CPU time of this process. With torch on one thread
+the CPU time is the work itself, little moved by other jobs on a shared machine (whose load
+stretches wall time by up to 2x at random), so its ratio is the steadier one.
 The model is the demo's (2 layers × 4 heads × 64 dims, context 100 tokens), freshly initialised:
 the cost does not depend on the weights.
 """
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
+from collections.abc import Callable
 
 import _common
 import numpy as np
@@ -29,7 +34,6 @@ import torch
 from phasewatch.measures.delta_loglik import delta_loglik
 from phasewatch.measures.snapshot import PPPMeasure
 from phasewatch.measures.surprisal import (
-    _accepts_logits_to_keep,
     _batches,
     _plan_windows,
     _sequence,
@@ -37,6 +41,7 @@ from phasewatch.measures.surprisal import (
     word_surprisal,
 )
 from phasewatch.models import as_probe_model
+from phasewatch.models._huggingface import _accepts_logits_to_keep
 
 
 def forward_batches(model, tokenizer, frame, width: int, batch_size: int) -> list[tuple]:
@@ -46,18 +51,37 @@ def forward_batches(model, tokenizer, frame, width: int, batch_size: int) -> lis
     """
     bos = tokenizer.bos_token_id
     _, stories = _tokenize_stories(frame, tokenizer)
-    windows = [w for i, st in enumerate(stories) for w in _plan_windows(i, len(st.ids) + 1, width)]
+    sequences = [_sequence(st, bos) for st in stories]
+    windows = [w for i, seq in enumerate(sequences) for w in _plan_windows(i, len(seq), width)]
     batches = []
     for batch in _batches(windows, batch_size):
         length = max(w.end - w.start for w in batch)
         ids = np.full((len(batch), length), bos, dtype=np.int64)
         for row, w in enumerate(batch):
-            ids[row, : w.end - w.start] = _sequence(stories[w.story], bos)[w.start : w.end]
+            ids[row, : w.end - w.start] = sequences[w.story][w.start : w.end]
         keep = length - min(w.first_target - 1 - w.start for w in batch)
         same_length = all(w.end - w.start == length for w in batch)
         use_keep = same_length and keep < length and _accepts_logits_to_keep(model)
         batches.append((torch.from_numpy(ids), keep if use_keep else None))
     return batches
+
+
+def timed_rounds(
+    fns: dict[str, Callable[[], object]], repeats: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Seconds per call of each function, wall and process CPU time; one warm-up call each, then
+    ``repeats`` rounds that run every function once, in turn (interleaved)."""
+    for fn in fns.values():
+        fn()
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - cpu_start)
+            wall[name].append(time.perf_counter() - wall_start)
+    return wall, cpu
 
 
 def run(*, repeats: int = 7) -> dict:
@@ -101,7 +125,7 @@ def run(*, repeats: int = 7) -> dict:
             return_token_counts=True,
         )
 
-    times = _common.interleaved(
+    times, cpu_times = timed_rounds(
         {
             "measure": lambda: measure.measure(probe, tokenizer),
             "surprisal": surprisal_only,
@@ -111,6 +135,11 @@ def run(*, repeats: int = 7) -> dict:
         },
         repeats,
     )
+    cpu_floor = [f + d for f, d in zip(cpu_times["forward"], cpu_times["fits"], strict=True)]
+    cpu_ratio_rounds = [m / f for m, f in zip(cpu_times["measure"], cpu_floor, strict=True)]
+    cpu_ms = {name: statistics.median(values) * 1e3 for name, values in cpu_times.items()}
+    cpu_ms["floor"] = statistics.median(cpu_floor) * 1e3
+    cpu_ratio = statistics.median(cpu_ratio_rounds)
     floor = [f + d for f, d in zip(times["forward"], times["fits"], strict=True)]
     ratio_rounds = [m / f for m, f in zip(times["measure"], floor, strict=True)]
     ms = {name: statistics.median(values) * 1e3 for name, values in times.items()}
@@ -126,17 +155,22 @@ def run(*, repeats: int = 7) -> dict:
         f"{measure.batch_size}; median of {repeats} rounds"
     )
     rows = [
-        ("PPPMeasure.measure (surprisal + ΔLL)", ms["measure"]),
-        ("  word_surprisal alone", ms["surprisal"]),
-        ("    of which tokenizing the stories", ms["tokenize"]),
-        ("    of which bare forward passes", ms["forward"]),
-        ("  delta_loglik alone (the fits)", ms["fits"]),
-        ("floor = bare forward + fits", ms["floor"]),
+        ("PPPMeasure.measure (surprisal + ΔLL)", "measure"),
+        ("  word_surprisal alone", "surprisal"),
+        ("    of which tokenizing the stories", "tokenize"),
+        ("    of which bare forward passes", "forward"),
+        ("  delta_loglik alone (the fits)", "fits"),
+        ("floor = bare forward + fits", "floor"),
     ]
-    for label, value in rows:
-        print(f"{label:42}{value:9.1f} ms")
+    print(f"{'':42}{'wall':>9}    {'CPU':>9}")
+    for label, key in rows:
+        print(f"{label:42}{ms[key]:9.1f} ms {cpu_ms[key]:9.1f} ms")
     print(
-        f"ratio measure / floor: {ratio:.2f} (rounds {_common.spread(ratio_rounds)}); "
+        f"ratio measure / floor, CPU time: {cpu_ratio:.3f} (rounds "
+        f"{_common.spread(cpu_ratio_rounds)})"
+    )
+    print(
+        f"ratio measure / floor, wall time: {ratio:.2f} (rounds {_common.spread(ratio_rounds)}); "
         f"measure − floor (median of rounds): {above:.0f} ms (tokenizing, log-softmax and "
         f"gathering, per-word sums, pandas)"
     )
@@ -145,6 +179,9 @@ def run(*, repeats: int = 7) -> dict:
         "above_floor_ms": above,
         "ratio": ratio,
         "ratio_rounds": ratio_rounds,
+        "cpu_ms": cpu_ms,
+        "cpu_ratio": cpu_ratio,
+        "cpu_ratio_rounds": cpu_ratio_rounds,
         "repeats": repeats,
     }
 

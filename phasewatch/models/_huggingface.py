@@ -12,9 +12,11 @@ never constructed there, so it is registered again before a probe.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from torch import Tensor, nn
 from transformers import PreTrainedModel
@@ -201,8 +203,20 @@ def huggingface_logits(model: PreTrainedModel, input_ids: Tensor, *, keep: int |
 
 
 def _accepts_logits_to_keep(model: PreTrainedModel) -> bool:
+    """Whether ``model.forward`` takes ``logits_to_keep``; read once per forward function (the
+    signature costs ~0.15 ms, paid at every batch of word surprisal before)."""
+    forward = model.forward
+    forward = getattr(forward, "__func__", forward)
     try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
+        return _takes_logits_to_keep(forward)
+    except TypeError:  # an unhashable callable: read its signature every time
+        return _takes_logits_to_keep.__wrapped__(forward)
+
+
+@functools.lru_cache(maxsize=64)
+def _takes_logits_to_keep(forward: Any) -> bool:
+    try:
+        return "logits_to_keep" in inspect.signature(forward).parameters
     except (TypeError, ValueError):
         return False
 

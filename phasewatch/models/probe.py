@@ -9,6 +9,7 @@ knows Hugging Face vs protocol models, context length and device.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -108,8 +109,8 @@ class ProbeModel:
     def device(self) -> torch.device:
         """Device of the model's first parameter or buffer (a ``LogitsFunction``'s own; CPU)."""
         module = self.torch_module
-        if module is not None:
-            for tensor in (*module.parameters(), *module.buffers()):
+        if module is not None:  # the first one only: unpacking all of them cost ~0.1 ms a pass
+            for tensor in itertools.chain(module.parameters(), module.buffers()):
                 return tensor.device
         if isinstance(self.module, LogitsFunction):
             return self.module.device
