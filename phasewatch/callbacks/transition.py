@@ -67,8 +67,9 @@ class TransitionMonitor(MeasurementListener, Callback):
     schedule, or, for any other key, from ``trainer.callback_metrics`` at each validation.
 
     On an event (one text for all, :func:`phasewatch.detect.alert_text.alert_text`, also what
-    :class:`WebhookNotifier` sends): a ``PhaseTransitionWarning`` and a log line, TensorBoard text
-    (``transition/events``) and a scalar marker ``transition/<metric>`` = 1 at the event's step,
+    :class:`WebhookNotifier` sends): a ``PhaseTransitionWarning`` and a log line, text
+    ``transition/events`` in every TensorBoard, CSV, W&B and MLflow logger (docs/callbacks.md)
+    and a scalar marker ``transition/<metric>`` = 1 at the event's step,
     :meth:`on_transition` (override it, or pass ``on_transition=``), and, if asked, a checkpoint
     (``transition-<metric>-step<k>.ckpt``, saved when the event is confirmed) and a stop.
 
