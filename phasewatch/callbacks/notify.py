@@ -125,6 +125,17 @@ class WebhookNotifier(AlertListener, Callback):
         self._failure_logged = False
         self._dropped = 0
 
+    def __getstate__(self) -> dict:
+        """Picklable (``ddp_spawn`` pickles the callbacks): without the lock and the thread."""
+        state = dict(self.__dict__)
+        state["_lock"] = None
+        state["_sender"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:  # never the URL: its path or query is the secret
         return f"{type(self).__name__}(host={self.host!r}, timeout={self.timeout:g})"
 
