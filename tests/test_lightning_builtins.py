@@ -66,12 +66,13 @@ def _said(caplog, text: str) -> list[str]:
 
 @pytest.mark.parametrize("builtin", [EarlyStopping, ModelCheckpoint])
 def test_a_builtin_reading_a_stale_key_warns_once_with_the_fix(tmp_path, caplog, builtin):
-    """Validation at steps 3 and 6; the grid (``per_decade=4``) measures at 0, 1, 2, 4, 6: the
+    """Validation at steps 3 and 6; the grid (``every_n_steps=10, per_decade=4``: it starts at
+    step 1) measures at 0, 1, 2, 4, 6: the
     validation of step 3 reads the value of step 2 (stale), that of step 6 a fresh one."""
     kwargs = {"dirpath": tmp_path} if builtin is ModelCheckpoint else {"patience": 100}
     callback = builtin(monitor=keys.PPP_DELTA_LL, mode="max", **kwargs)
     with caplog.at_level(logging.WARNING, logger="phasewatch"):
-        _fit(tmp_path, [WeightSumMonitor(per_decade=4), callback], val=True)
+        _fit(tmp_path, [WeightSumMonitor(every_n_steps=10, per_decade=4), callback], val=True)
     (message,) = _said(caplog, f"{builtin.__name__}(monitor='ppp/delta_ll')")
     assert "validation of step 3" in message and "measured it last at step 2" in message
     assert "WeightSumMonitor(on_validation=True)" in message and "docs/callbacks.md" in message
@@ -212,12 +213,13 @@ def test_a_model_built_in_configure_model_is_resolved_and_measured(
 
 def test_with_the_default_schedule_model_checkpoint_saves_weights_other_than_measured(tmp_path):
     """The surprise the warning is about (pinned): validation at steps 3 and 6, the log grid
-    (``per_decade=4``) measures at 0, 1, 2, 4, 6: at step 3 ModelCheckpoint files the weights of
+    (``every_n_steps=10, per_decade=4``) measures at 0, 1, 2, 4, 6: at step 3 ModelCheckpoint
+    files the weights of
     step 3 under the value measured at step 2."""
     checkpoint = ModelCheckpoint(
         dirpath=tmp_path, monitor=keys.PPP_DELTA_LL, mode="max", save_top_k=-1
     )
-    monitor = WeightSumMonitor(per_decade=4)
+    monitor = WeightSumMonitor(every_n_steps=10, per_decade=4)
     _fit(tmp_path, [monitor, checkpoint], val=True)
     measured = {row[0]: row[2] for row in monitor.history[keys.PPP_DELTA_LL]}
     assert sorted(measured) == [0, 1, 2, 4, 6]

@@ -10,7 +10,10 @@ from phasewatch.callbacks.schedule import MeasureSchedule
 
 def test_log_spaced_schedule_is_dense_early_then_regular():
     due = [s for s in range(2000) if MeasureSchedule(100, per_decade=6).due(s)]
-    assert due[:13] == [0, 1, 2, 3, 4, 5, 7, 10, 15, 22, 32, 47, 69]
+    # step 0, then the grid from a decade below the interval (issue 12: steps 1-9 thinned)
+    assert due[:7] == [0, 10, 15, 22, 32, 47, 69]
+    old = [s for s in range(2000) if MeasureSchedule(100, per_decade=6, grid_start=1).due(s)]
+    assert old[:13] == [0, 1, 2, 3, 4, 5, 7, 10, 15, 22, 32, 47, 69] and old[7:] == due[1:]
     grid = [s for s in due if s <= 216]
     # grid points are ceil(10 ** (k / 6)), strictly increasing, gaps below the interval
     assert all(s == 0 or any(s == math.ceil(10 ** (k / 6)) for k in range(20)) for s in grid)
@@ -35,6 +38,7 @@ def test_every_n_steps_and_explicit_steps():
         ({"every_n_steps": 0}, "`every_n_steps` must be >= 1, got 0"),
         ({"per_decade": 0}, "`per_decade` must be >= 1, got 0"),
         ({"steps": [-1]}, "`steps` must be non-negative"),
+        ({"grid_start": 0}, "`grid_start` must be >= 1, got 0"),
     ],
 )
 def test_schedule_validates_its_arguments(kwargs, match):
