@@ -9,6 +9,7 @@ relation, the head best at it and pools their hits over all arcs.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +20,14 @@ from torch import Tensor
 
 from phasewatch.measures.attention import summarize
 from phasewatch.measures.metrics import PREDICTION_RULES, SyntacticAttentionScore
-from phasewatch.measures.tokenization import as_text_tokenizer, tokenize_words
+from phasewatch.measures.token_cache import tokenize_stories, tokenizer_fingerprint
+from phasewatch.measures.tokenization import as_text_tokenizer
 from phasewatch.models import ProbeModel, as_probe_model
 
 _AUTO = "auto"
+#: Most stories' window plans kept (least recently used dropped first).
+MAX_PLANS = 64
+_plans: OrderedDict[tuple, tuple[list[_Window], int]] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -172,13 +177,20 @@ def syntactic_scores(
 
     windows: list[_Window] = []
     n_skipped = 0
-    story_frames = dict(tuple(frame.groupby("story", sort=False)))
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    story_frames = dict(tuple(frame[frame["story"].isin(stories)].groupby("story", sort=False)))
     story_arcs = dict(tuple(arcs.groupby("story", sort=False)))
     for story in stories:
         rows = story_frames[story].sort_values("position")
         empty = arcs.iloc[:0]
-        story_windows, skipped = _story_windows(
-            rows, story_arcs.get(story, empty), tokenizer, prefix, budget, relation_index
+        story_windows, skipped = _planned_story_windows(
+            fingerprint,
+            rows,
+            story_arcs.get(story, empty),
+            tokenizer,
+            prefix,
+            budget,
+            relation_index,
         )
         windows.extend(w for w in story_windows if w.dependents)
         n_skipped += skipped
@@ -277,6 +289,47 @@ def _segments(n_words: int, dependents: list[int], heads: list[int]) -> list[tup
     return segments
 
 
+def _planned_story_windows(
+    fingerprint: str | None,
+    rows: pd.DataFrame,
+    arcs: pd.DataFrame,
+    tokenizer: Any,
+    prefix: list[int],
+    budget: int,
+    relation_index: dict[str, int],
+) -> tuple[list[_Window], int]:
+    """:func:`_story_windows`, kept for the next measurement: keyed by the tokenizer's content
+    (its fingerprint), the story's words and positions, its arcs, the prefix, the token budget and
+    the relations, so any change in them plans again. A tokenizer without a fingerprint plans
+    every time."""
+    if fingerprint is None:
+        return _story_windows(rows, arcs, tokenizer, prefix, budget, relation_index)
+    key = (
+        fingerprint,
+        tuple(prefix),
+        budget,
+        tuple(relation_index.items()),
+        tuple(rows["word"].astype(str).tolist()),
+        tuple(rows["position"].tolist()),
+        tuple(arcs["position"].tolist()),
+        tuple(arcs["head_position"].tolist()),
+        tuple(arcs["relation"].tolist()),
+    )
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _plans[key] = _story_windows(rows, arcs, tokenizer, prefix, budget, relation_index)
+        while len(_plans) > MAX_PLANS:
+            _plans.popitem(last=False)
+    else:
+        _plans.move_to_end(key)
+    return plan
+
+
+def clear_plan_cache() -> None:
+    """Forget every kept window plan."""
+    _plans.clear()
+
+
 def _story_windows(
     rows: pd.DataFrame,
     arcs: pd.DataFrame,
@@ -287,7 +340,7 @@ def _story_windows(
 ) -> tuple[list[_Window], int]:
     words = [str(w) for w in rows["word"].tolist()]
     index_of = {int(p): i for i, p in enumerate(rows["position"].tolist())}
-    tokenized = tokenize_words(tokenizer, words)
+    tokenized = tokenize_stories(tokenizer, [words])[0]  # shared with word surprisal's cache
     ids, token_word = tokenized.ids.tolist(), tokenized.word_index.tolist()
     first_token, last_token = {}, {}
     for t, w in enumerate(token_word):
