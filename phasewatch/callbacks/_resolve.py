@@ -6,21 +6,24 @@ from typing import Any
 
 from lightning.pytorch import LightningModule
 
+from phasewatch.callbacks.sharding import led
 from phasewatch.measures.tokenization import TextTokenizer, as_text_tokenizer
 from phasewatch.models import ProbeModel, as_probe_model, find_tokenizer, load_tokenizer
 
 
 def resolve_model(pl_module: LightningModule, model_attr: str | None) -> ProbeModel:
-    """The probe adapter of the model inside ``pl_module`` (attribute ``model_attr`` if given)."""
+    """The probe adapter of the model inside ``pl_module`` (attribute ``model_attr`` if given);
+    while rank zero leads a sharded measurement, one that sends its passes to the other ranks
+    (:func:`phasewatch.callbacks.sharding.led`)."""
     if model_attr is None:
-        return as_probe_model(pl_module)
+        return led(as_probe_model(pl_module))
     if not hasattr(pl_module, model_attr):
         raise AttributeError(
             f"{type(pl_module).__name__} has no attribute {model_attr!r} (the callback's "
             "`model_attr`); set it to the attribute holding your Hugging Face model, or leave it "
             "None to search the module"
         )
-    return as_probe_model(getattr(pl_module, model_attr))
+    return led(as_probe_model(getattr(pl_module, model_attr)))
 
 
 def check_token_id(name: str, value: Any) -> None:

@@ -24,8 +24,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
 from phasewatch import keys
-from phasewatch.callbacks import _checks, _logging
+from phasewatch.callbacks import _checks, _logging, sharding
 from phasewatch.callbacks._args import bool_arg
+from phasewatch.callbacks._resolve import resolve_model
 from phasewatch.callbacks.schedule import MeasureSchedule, OverheadBudget, overhead_arg
 from phasewatch.measures.attention import nonfinite_heads
 
@@ -432,7 +433,14 @@ class PhasewatchMonitor(Callback):
         step = trainer.global_step
         self._last_measured_step = step
         payload: tuple | str | None = None
-        if trainer.is_global_zero:
+        if sharding.is_sharded(trainer, pl_module):  # every rank runs rank zero's passes
+            payload = sharding.measure_led_by_rank_zero(
+                lambda: self.measure(trainer, pl_module),
+                lambda: resolve_model(pl_module, getattr(self, "model_attr", None)),
+                is_zero=trainer.is_global_zero,
+                broadcast=lambda obj: trainer.strategy.broadcast(obj, src=0),
+            )
+        elif trainer.is_global_zero:
             try:
                 payload = self.measure(trainer, pl_module)
             except Exception:
