@@ -18,12 +18,12 @@ from logger_run import (
 from phasewatch import keys
 from phasewatch.callbacks._sinks import REPORT_ARTIFACT
 
-pytest.importorskip("mlflow", reason="the [mlflow] extra (the test suite installs it)")
 
-
+@pytest.mark.slow  # ~10 s: the SQLite store is created and migrated, mlflow imported
 def test_mlflow_sqlite_run_gets_scalars_alert_text_heatmaps_and_report(
     tmp_path, ns_corpus, ns_tokenizer, ns_token_ids
 ):
+    pytest.importorskip("mlflow", reason="the [mlflow] extra (`make test` installs it)")
     from lightning.pytorch.loggers import MLFlowLogger
     from mlflow import MlflowClient
 

@@ -20,12 +20,11 @@ from logger_run import (
 from phasewatch import keys
 from phasewatch.callbacks._sinks import REPORT_ARTIFACT
 
-pytest.importorskip("wandb", reason="the [wandb] extra (the test suite installs it)")
-
 
 def test_wandb_offline_run_gets_alert_table_heatmaps_and_report(
     tmp_path, monkeypatch, ns_corpus, ns_tokenizer, ns_token_ids
 ):
+    pytest.importorskip("wandb", reason="the [wandb] extra (`make test` installs it)")
     from lightning.pytorch.loggers import WandbLogger
 
     monkeypatch.setenv("WANDB_MODE", "offline")
