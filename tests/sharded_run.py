@@ -131,3 +131,97 @@ if __name__ == "__main__":
     fit(root, PreTrainedTokenizerFast.from_pretrained(tokenizer_dir))
     if dist.is_initialized():  # a gloo group left to interpreter exit can abort the process
         dist.destroy_process_group()
+
+
+# -- FSDP1 (Lightning's FSDPStrategy refuses CPU): the collective logic on 2 spawned processes ----
+
+FSDP1_IDS = torch.arange(40).view(2, 20) % 97  # the logits probe of the FSDP1 check
+FSDP1_WRAPPINGS = ("root", "per-block")
+
+
+class Box(torch.nn.Module):
+    """What Lightning's ``FSDPStrategy`` wraps: a module holding the GPT-2 as ``.model``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        config = GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=97, n_positions=64)
+        self.model = GPT2LMHeadModel(config)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=ids, labels=ids).loss
+
+
+def fsdp1_values(model: torch.nn.Module) -> dict[str, float]:
+    """What the FSDP1 check measures: rank zero's led probe inside, the plain one outside."""
+    from phasewatch.callbacks import sharding
+    from phasewatch.measures.snapshot import HeadMeasure
+    from phasewatch.models import as_probe_model
+
+    probe = sharding.led(as_probe_model(model))
+    scores = HeadMeasure(probe_batch=2, seed=0, entropy_stories=0, syntactic_stories=0)
+    scalars, _ = scores.measure(probe, None)
+    logits = probe.logits(FSDP1_IDS)
+    return {
+        **scalars,
+        "logits_sum": float(logits.double().sum()),
+        "logits_0": float(logits[0, 0, 0]),
+    }
+
+
+def fsdp1_worker(rank: int, world: int, root: str, port: int, gather: bool) -> None:
+    """One rank, for each wrapping (FSDP1 unit of the whole Box as Lightning's ``FSDPStrategy``
+    makes by default, then one unit per GPT-2 block too): train one step on this rank's data,
+    measure on the sharded path (``gather``: with FSDP1's parameters gathered around it, as
+    ``PhasewatchMonitor`` does), write ``<wrapping>-rank<r>.json`` (rank zero's result or its
+    traceback); rank zero saves the full weights after the step, ``<wrapping>-weights.pt``."""
+    import os
+
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
+    from phasewatch.callbacks import sharding
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+
+    def broadcast(obj):
+        box_ = [obj]
+        dist.broadcast_object_list(box_, src=0)
+        return box_[0]
+
+    for wrapping in FSDP1_WRAPPINGS:
+        torch.manual_seed(0)
+        box = Box()
+        nested = {"auto_wrap_policy": ModuleWrapPolicy({GPT2Block})} if wrapping != "root" else {}
+        wrapper = FSDP(box, device_id=torch.device("cpu"), use_orig_params=True, **nested)
+        optimizer = torch.optim.AdamW(wrapper.parameters(), lr=1e-2)
+        data = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(rank))
+        wrapper(data).backward()
+        optimizer.step()
+        payload = sharding.measure_led_by_rank_zero(
+            lambda box=box: fsdp1_values(box),
+            lambda box=box: as_probe(box),
+            is_zero=rank == 0,
+            broadcast=broadcast,
+            wrapper=wrapper if gather else None,
+        )
+        payload = broadcast(payload)
+        (Path(root) / f"{wrapping}-rank{rank}.json").write_text(json.dumps(payload))
+        with FSDP.summon_full_params(wrapper, writeback=False):
+            weights = {
+                k.replace("_fsdp_wrapped_module.", ""): v.detach().clone()
+                for k, v in box.model.state_dict().items()
+            }
+        if rank == 0:
+            torch.save(weights, Path(root) / f"{wrapping}-weights.pt")
+    dist.destroy_process_group()
+
+
+def as_probe(module: torch.nn.Module):
+    from phasewatch.models import as_probe_model
+
+    return as_probe_model(module)

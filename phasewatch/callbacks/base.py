@@ -439,6 +439,7 @@ class PhasewatchMonitor(Callback):
                 lambda: resolve_model(pl_module, getattr(self, "model_attr", None)),
                 is_zero=trainer.is_global_zero,
                 broadcast=lambda obj: trainer.strategy.broadcast(obj, src=0),
+                wrapper=trainer.strategy.model,
             )
         elif trainer.is_global_zero:
             try:

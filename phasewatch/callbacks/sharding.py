@@ -16,6 +16,11 @@ So the passes and their inputs are identical on every rank, and only rank zero l
 fits the regression. A plain DDP or single-process run is not sharded (:func:`is_sharded` is False)
 and measures exactly as before, with no message sent.
 
+FSDP1 (``FullyShardedDataParallel``, Lightning's ``FSDPStrategy``) gathers parameters only in its
+wrapper's ``forward``, which the probe (calling the model inside the LightningModule) never runs;
+there every rank also holds the whole parameters while the measurement runs
+(:func:`full_parameters`). FSDP2 (``fully_shard``) and ZeRO-3 gather in each module's own hooks.
+
 Limits: a pass that fails on one rank only (out of memory on a follower) leaves the other ranks
 waiting in the pass's collective until the process group's timeout, as any failing forward pass of
 a sharded model does. Inputs travel as pickled CPU tensors (one broadcast per pass: the PPP pass
@@ -28,7 +33,7 @@ import contextvars
 import logging
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -163,12 +168,31 @@ def follow(receive: Callable[[], Any], probe: Callable[[], ProbeModel]) -> int:
         passes += 1
 
 
+def full_parameters(wrapper: nn.Module | None) -> AbstractContextManager:
+    """Every rank: FSDP1's ``summon_full_params(wrapper, writeback=False)`` when ``wrapper`` (the
+    strategy's model) holds ``FullyShardedDataParallel`` modules, else nothing.
+
+    FSDP1 (Lightning's ``FSDPStrategy``) gathers parameters in its wrapper's ``forward``, which a
+    probe calling the model inside the LightningModule never runs: outside it the parameters are
+    flat shards ("'weight' must be 2-D"). Within, each rank holds the whole parameters (memory:
+    one full copy per rank while the measurement runs).
+    """
+    if wrapper is None:
+        return nullcontext()
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    if not any(isinstance(m, FullyShardedDataParallel) for m in wrapper.modules()):
+        return nullcontext()
+    return FullyShardedDataParallel.summon_full_params(wrapper, writeback=False)
+
+
 def measure_led_by_rank_zero(
     measure: Callable[[], Any],
     probe: Callable[[], ProbeModel],
     *,
     is_zero: bool,
     broadcast: Callable[[Any], Any],
+    wrapper: nn.Module | None = None,
 ) -> tuple | str | None:
     """One measurement of a sharded model on every rank (see the module's docstring).
 
@@ -177,16 +201,19 @@ def measure_led_by_rank_zero(
         probe: finds this rank's probe model (a follower's, at its first pass).
         is_zero: whether this is rank zero.
         broadcast: rank zero's object to every rank (``trainer.strategy.broadcast(obj, src=0)``).
+        wrapper: the strategy's model (``trainer.strategy.model``); an FSDP1 one has its
+            parameters gathered on every rank around the measurement (:func:`full_parameters`).
 
     Returns:
         On rank zero, ``measure()``'s result, or the traceback (a string) if it raised; None on
         the other ranks (the caller broadcasts rank zero's result, as for an unsharded model).
     """
-    if not is_zero:
-        follow(lambda: broadcast(None), probe)
-        return None
-    try:
-        with leading(broadcast):
-            return measure()
-    except Exception:
-        return traceback.format_exc()
+    with full_parameters(wrapper):
+        if not is_zero:
+            follow(lambda: broadcast(None), probe)
+            return None
+        try:
+            with leading(broadcast):
+                return measure()
+        except Exception:
+            return traceback.format_exc()
