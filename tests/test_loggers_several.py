@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import ClassVar
 
 import lightning as L
+import numpy as np
 import pytest
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.logger import DummyLogger
@@ -191,3 +193,16 @@ def test_a_report_that_cannot_be_written_warns_and_training_finishes(
     assert trainer.global_step == 4
     assert "the run report could not be written (RuntimeError: no fonts)" in caplog.text
     assert not [g for g in RecordingSink.got if g[0] == "report"]
+
+
+def test_only_rank_zero_sends_text_and_images(tmp_path):
+    """Every rank runs the monitors' hooks; only rank zero writes to the loggers."""
+    image = np.zeros((2, 2, 3), dtype=np.uint8)
+    loggers = {rank: CSVLogger(tmp_path / f"rank{rank}") for rank in (0, 1)}
+    for rank, csv in loggers.items():
+        trainer = SimpleNamespace(is_global_zero=rank == 0, loggers=[csv])
+        _logging.log_text(trainer, keys.TRANSITION_EVENTS, "an alert", 3)
+        _logging.log_image(trainer, keys.HEADS_HEATMAPS, image, 3)
+    assert not (tmp_path / "rank1").exists()
+    assert csv_texts(loggers[0].log_dir, keys.TRANSITION_EVENTS) == [(3, "an alert")]
+    assert list(csv_images(loggers[0].log_dir, keys.HEADS_HEATMAPS)) == [3]
