@@ -4,6 +4,8 @@ logged images and the run report's files as artifacts."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from logger_run import (
     MEASURE_AT,
@@ -48,13 +50,14 @@ def test_mlflow_sqlite_run_gets_scalars_alert_text_heatmaps_and_report(
         assert f.read() == alerts[0]
 
     heatmaps = expected_heatmaps(tmp_path)
-    prefix = keys.HEADS_HEATMAPS.replace("/", "~") + "+step+"  # MLflow's file name for a key
+    # MLflow names a logged image "<key, / as ~>+step+<k>+timestamp+…" (MLflow 3; "%" in 2.x)
+    named = re.compile(re.escape(keys.HEADS_HEATMAPS.replace("/", "~")) + r"[+%]step[+%](\d+)[+%]")
     found = {}
     for info in client.list_artifacts(run_id, "images"):
         name = info.path.rsplit("/", 1)[-1]
-        if name.startswith(prefix) and name.endswith(".png") and "compressed" not in name:
-            step = int(name[len(prefix) :].split("+", 1)[0])
-            found[step] = client.download_artifacts(run_id, info.path, str(tmp_path / "img"))
+        match = named.match(name)
+        if match and name.endswith(".png") and "compressed" not in name:
+            found[int(match[1])] = client.download_artifacts(run_id, info.path, str(tmp_path))
     assert sorted(found) == sorted(heatmaps)
     for step, path in found.items():
         with open(path, "rb") as f:
