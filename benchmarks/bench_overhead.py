@@ -1,7 +1,8 @@
 """Training throughput with all four phasewatch callbacks at their defaults vs without callbacks.
 
 Usage: ``.venv/bin/python benchmarks/bench_overhead.py [--steps 500 --repeats 2 --threads 1]
-[--max-overhead 0.025]``
+[--max-overhead 0.025]``; ``--steady-only [--steps 250]``: one measurement's cost in steady state
+alone, from monitored runs (no runs without callbacks, no throughput ratios).
 
 ``--max-overhead F`` gives ``PPPMonitor`` and ``AttentionMonitor`` each ``max_overhead=F`` (they
 split it: F of wall time together, F/2 each); each run then prints
@@ -27,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import _common
 from lightning.pytorch import Callback, Trainer
@@ -48,17 +51,23 @@ FIGURES = "AttentionMonitor heatmaps"
 
 
 class StepClock(Callback):
-    """Wall-clock marks: train start, each batch start, train end (first in the callback list)."""
+    """Wall-clock marks: train start, each batch start, train end (first in the callback list).
+
+    ``clock``: seconds now; ``time.process_time`` counts this process's CPU time instead.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.marks: list[float] = []
-        self.start = time.perf_counter()
+        self.start = self.clock()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.marks.append(time.perf_counter())
+        self.marks.append(self.clock())
 
     def on_train_end(self, trainer, pl_module) -> None:
-        self.end = time.perf_counter()
+        self.end = self.clock()
 
     def until_step(self, step: int) -> float:
         """Seconds from train start until step ``step`` and its measurements are done."""
@@ -73,7 +82,8 @@ class StepClock(Callback):
 class HookTimer:
     """Exclusive seconds per callback and global step, from wrapping the callbacks' hooks."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
         self.seconds: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._nested: list[float] = []
 
@@ -92,11 +102,11 @@ class HookTimer:
     def _timed(self, name: str, original):
         def timed(trainer, *args, **kwargs):
             self._nested.append(0.0)
-            start = time.perf_counter()
+            start = self.clock()
             try:
                 return original(trainer, *args, **kwargs)
             finally:
-                elapsed = time.perf_counter() - start
+                elapsed = self.clock() - start
                 inner = self._nested.pop()
                 if self._nested:
                     self._nested[-1] += elapsed
@@ -109,12 +119,19 @@ class HookTimer:
 
 
 def train_once(
-    sequences, tokenizer, steps, *, monitored: bool, root: str, max_overhead: float | None = None
+    sequences,
+    tokenizer,
+    steps,
+    *,
+    monitored: bool,
+    root: str,
+    max_overhead: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ):
     """One training run; returns its StepClock and HookTimer (empty without callbacks)."""
     config = _common.demo_config()
     module = _common.tiny_gpt2(tokenizer)  # seeded: identical initial weights in every run
-    clock, timer = StepClock(), HookTimer()
+    clock, timer = StepClock(clock), HookTimer(clock)
     callbacks: list[Callback] = [clock]
     if monitored:
         budget = {"max_overhead": max_overhead}
@@ -249,6 +266,107 @@ def run(*, steps: int = 500, repeats: int = 2, max_overhead: float | None = None
     }
 
 
+def _ppp_forward_seconds(tokenizer, corpus, clock: Callable[[], float], repeats: int = 5) -> float:
+    """Median seconds of PPPMonitor's forward passes alone (bench_ppp's floor), demo model."""
+    import torch
+    from bench_ppp import forward_batches
+
+    from phasewatch.measures.snapshot import PPPMeasure
+
+    model = _common.tiny_gpt2(tokenizer).model.eval()
+    frame = PPPMeasure(corpus).frame
+    batches = forward_batches(model, tokenizer, frame, model.config.n_positions, 8)
+
+    def forward() -> None:
+        with torch.no_grad():
+            for ids, keep in batches:
+                options = {} if keep is None else {"logits_to_keep": keep}
+                model(input_ids=ids, use_cache=False, **options)
+
+    def seconds() -> float:
+        start = clock()
+        forward()
+        return clock() - start
+
+    forward()
+    return statistics.median(seconds() for _ in range(repeats))
+
+
+def run_steady(*, steps: int = 250, repeats: int = 2, cpu: bool = False) -> dict:
+    """Steady state alone (``--steady-only``): monitored runs only, no throughput comparison.
+
+    The step time is the median duration of the steps at which nothing was measured (the
+    callbacks' ~70 µs there included); one measurement is the callbacks' exclusive time at a
+    measured step >= ``STEADY_FROM``, and its share ``cost / (cost + every_n_steps × step)``.
+    With ``cpu=True`` every duration is this process's CPU time (``time.process_time``; torch on
+    one thread), which other jobs on a shared machine stretch much less than wall time.
+    """
+    clock = time.process_time if cpu else time.perf_counter
+    config = _common.demo_config()
+    corpus = _common.natural_stories()
+    tokenizer = _common.bpe_tokenizer(corpus, config.vocab_size)
+    sequences = _common.training_sequences(
+        corpus, tokenizer, steps * config.batch_size, config.context_length
+    )
+    schedule = MeasureSchedule()
+    measured = [s for s in range(steps + 1) if schedule.due(s)]
+    steady_steps = [s for s in measured if s >= STEADY_FROM]
+    if not steady_steps:
+        raise ValueError(f"--steps {steps} measures nothing at steps >= {STEADY_FROM}")
+    with tempfile.TemporaryDirectory() as root:
+        runs = [
+            train_once(sequences, tokenizer, steps, monitored=True, root=root, clock=clock)
+            for _ in range(repeats)
+        ]
+    # step b (0-based batch) ends at global step b + 1, where a measurement may run
+    step_s = statistics.median(
+        seconds
+        for clock, _ in runs
+        for b, seconds in enumerate(clock.step_seconds())
+        if b + 1 not in measured
+    )
+    per_step = [t.total(s) for _, t in runs for s in steady_steps]
+    steady = statistics.median(per_step)
+    per_callback = {
+        name: statistics.median(t.seconds[s].get(name, 0.0) for _, t in runs for s in steady_steps)
+        for name in runs[0][1].names()
+    }
+    every = schedule.every_n_steps
+    share = steady / (steady + every * step_s)
+    floor = _ppp_forward_seconds(tokenizer, corpus, clock)
+    floor_share = floor / (floor + every * step_s)
+    print(
+        f"steady state only: {repeats} monitored run(s) of {steps} steps, measurements at steps "
+        f"{steady_steps} counted ({len(per_step)} in all); "
+        + ("process CPU time" if cpu else "wall time")
+    )
+    print(f"training step at unmeasured steps (median): {step_s * 1e3:.1f} ms")
+    print(
+        f"one measurement (median; min–max {min(per_step) * 1e3:.0f}–{max(per_step) * 1e3:.0f}): "
+        f"{steady * 1e3:.0f} ms = "
+        + ", ".join(f"{k} {v * 1e3:.0f}" for k, v in per_callback.items())
+        + " ms"
+    )
+    print(
+        f"steady state at every_n_steps={every}: measuring is {share:.1%} of training time "
+        f"(throughput ratio {1 - share:.3f})"
+    )
+    print(
+        f"floor: PPP's bare forward passes alone (its 509 windows, no scoring, no fits, no "
+        f"attention measures): {floor * 1e3:.0f} ms = {floor_share:.1%} of training time at "
+        f"every_n_steps={every}"
+    )
+    return {
+        "ppp_forward_floor_ms": floor * 1e3,
+        "ppp_forward_floor_share": floor_share,
+        "step_ms": step_s * 1e3,
+        "measurement_ms": steady * 1e3,
+        "measurement_ms_by_callback": {k: v * 1e3 for k, v in per_callback.items()},
+        "steady_share": share,
+        "every_n_steps": every,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500)
@@ -260,10 +378,24 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         help="max_overhead= of PPPMonitor and AttentionMonitor (shared: fraction of wall time)",
     )
+    parser.add_argument(
+        "--steady-only",
+        action="store_true",
+        help="only the steady-state measurement cost (monitored runs; --steps default 250)",
+    )
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="with --steady-only: time in process CPU seconds instead of wall seconds",
+    )
     args = parser.parse_args(argv)
     _common.quiet()
     _common.set_threads(args.threads)
     print("\n".join(_common.machine_lines()))
+    if args.steady_only:
+        given = any(a.startswith("--steps") for a in (sys.argv[1:] if argv is None else argv))
+        steps = args.steps if given else 250
+        return run_steady(steps=steps, repeats=args.repeats, cpu=args.cpu_time)
     return run(steps=args.steps, repeats=args.repeats, max_overhead=args.max_overhead)
 
 
