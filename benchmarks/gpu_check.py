@@ -17,7 +17,9 @@ Usage (about 2–4 minutes on one H200)::
 
     .venv/bin/python benchmarks/gpu_check.py [--batch 8] [--strategy modelparallel|fsdp]
 
-Without a GPU it prints ``no GPU available`` and exits with status 0.
+Without a GPU it prints ``no GPU available`` and exits with status 0. The corpus comes from
+``$PHASEWATCH_DATA`` (else ``../shared/corpora`` beside the repository, as for the benchmarks):
+copy it along to a GPU machine without internet.
 """
 
 from __future__ import annotations
