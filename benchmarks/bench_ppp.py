@@ -13,9 +13,10 @@ cross-validation, spillover 4). Its floor is what no implementation can skip:
 
 Each round runs the measure, word_surprisal alone, the bare forward passes, the fits alone and the
 tokenization alone, in turn; the ratio measure / (forward + fits) is the median over rounds.
-Every call is timed twice: wall time, and the CPU time of this process. With torch on one thread
-the CPU time is the work itself, little moved by other jobs on a shared machine (whose load
-stretches wall time by up to 2x at random), so its ratio is the steadier one.
+Every call is timed twice: wall time, and the CPU time of this process. With torch and BLAS on one
+thread (the fits limit BLAS themselves) the CPU time is the work itself, little moved by other
+jobs on a shared machine (whose load stretches wall time by up to 2x at random), so its ratio is
+the steadier one; on a quiet machine the two agree.
 The model is the demo's (2 layers × 4 heads × 64 dims, context 100 tokens), freshly initialised:
 the cost does not depend on the weights.
 """

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from phasewatch.measures.baselines import DEFAULT_FREQUENCY_FLOOR, add_baseline_columns
+from phasewatch.measures.blas_threads import one_blas_thread
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _METHODS = ("fast", "statsmodels")
@@ -72,6 +73,7 @@ class PPPResult:
         )
 
 
+@one_blas_thread
 def delta_loglik(
     frame: pd.DataFrame,
     *,
