@@ -26,19 +26,16 @@ class AlertListener:
 
 
 def text_for(
-    trainer: Trainer, event: TransitionEvent | PeakEvent, *, checkpoint: str | None = None
+    event: TransitionEvent | PeakEvent,
+    *,
+    checkpoint: str | None = None,
+    peak_checkpoint: str | None = None,
+    peak_step: int | None = None,
 ) -> str:
-    """The alert text of ``event``; a transition's names the best-PPP checkpoint so far (the
-    first PeakMonitor's that saved one)."""
-    peak_path = peak_step = None
-    if isinstance(event, TransitionEvent):
-        from phasewatch.callbacks.peak import PeakMonitor  # peak.py imports this module
-
-        for callback in trainer.callbacks:
-            if isinstance(callback, PeakMonitor) and callback.peak_path is not None:
-                peak_path, peak_step = callback.peak_path, callback.best_step
-                break
-    return alert_text(event, checkpoint=checkpoint, peak_checkpoint=peak_path, peak_step=peak_step)
+    """The alert text of ``event`` (:func:`~phasewatch.detect.alert_text.alert_text`)."""
+    return alert_text(
+        event, checkpoint=checkpoint, peak_checkpoint=peak_checkpoint, peak_step=peak_step
+    )
 
 
 def publish(trainer: Trainer, event: TransitionEvent | PeakEvent, text: str) -> None:

@@ -218,7 +218,7 @@ class PeakMonitor(MeasurementListener, Callback):
     def _confirmed(self, trainer: Trainer, event: PeakEvent) -> None:
         # the same text in the log, the loggers and the webhook (docs/alerts.md)
         checkpoint = self.peak_path if self.save_peak else None
-        message = _alerts.text_for(trainer, event, checkpoint=checkpoint)
+        message = _alerts.text_for(event, checkpoint=checkpoint)
         if trainer.is_global_zero:
             log.warning(message)
         _logging.log_text(trainer, keys.PEAK_EVENTS, message, trainer.global_step)

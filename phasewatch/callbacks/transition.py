@@ -23,6 +23,7 @@ from phasewatch.callbacks.base import (
     state_with_defaults,
     take_history,
 )
+from phasewatch.callbacks.peak import PeakMonitor
 from phasewatch.callbacks.schedule import MeasureSchedule
 from phasewatch.detect import DEFAULT_WATCH, PAPER_WATCH, TransitionDetector, TransitionEvent
 from phasewatch.detect.transition import RULES
@@ -286,7 +287,10 @@ class TransitionMonitor(MeasurementListener, Callback):
             checkpoint = (Path(self.dirpath) if self.dirpath else _logging.run_dir(trainer)) / name
         # the same text in the log, the warning, the loggers and the webhook (docs/alerts.md)
         path = None if checkpoint is None else str(checkpoint.absolute())
-        message = _alerts.text_for(trainer, event, checkpoint=path)
+        peak_path, peak_step = _best_ppp_checkpoint(trainer)
+        message = _alerts.text_for(
+            event, checkpoint=path, peak_checkpoint=peak_path, peak_step=peak_step
+        )
         if trainer.is_global_zero:
             log.warning(message)
             warnings.warn(message, PhaseTransitionWarning, stacklevel=2)
@@ -366,3 +370,11 @@ def _detector(key: str, params: dict[str, Any]) -> TransitionDetector:
         return TransitionDetector(key, **params)
     except ValueError as err:
         raise ValueError(f"`watch[{key!r}]`: {err}") from None
+
+
+def _best_ppp_checkpoint(trainer: Trainer) -> tuple[str | None, int | None]:
+    """The best-PPP checkpoint so far and its step: the first PeakMonitor's that saved one."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, PeakMonitor) and callback.peak_path is not None:
+            return callback.peak_path, callback.best_step
+    return None, None
