@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lightning_helpers import ExitCleanDDP, TinyLM
+from lightning_helpers import ExitCleanDDP, TinyLM, end_process_now
 
 from phasewatch.callbacks import (
     AttentionMonitor,
@@ -150,3 +150,6 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     root, tokenizer_dir, strategy = sys.argv[1:4]
     fit(root, PreTrainedTokenizerFast.from_pretrained(tokenizer_dir), strategy)
+    if dist.is_initialized():  # each rank's file is written: end without finalization
+        dist.destroy_process_group()
+    end_process_now()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import logging
+import os
+import sys
 
 import lightning as L
 import torch
@@ -87,22 +90,42 @@ def quiet_trainer(root, callbacks, *, max_steps: int, logger=False, **kwargs) ->
 
 
 class ExitCleanDDP(DDPStrategy):
-    """Lightning's ``ddp`` / ``ddp_spawn`` that destroys its process group when a worker exits.
+    """Lightning's ``ddp`` / ``ddp_spawn`` whose workers end cleanly after their work is done.
 
-    Lightning registers that clean-up only for NCCL. Without it a gloo worker exits with its
-    process group alive, and interpreter finalization can abort the worker ("terminate called
-    without an active exception", pytorch/pytorch#190489): a run that trained correctly then
-    fails in ``mp.spawn``'s join, seen about once per full-suite run.
+    Lightning destroys the process group at exit only for NCCL. A gloo worker left to interpreter
+    finalization can abort there ("terminate called without an active exception", SIGABRT;
+    pytorch/pytorch#190489), and the launcher then fails a run that trained and saved everything:
+    it struck about once per full-suite run, each time in a test that passed alone, and once in a
+    worker that had destroyed its group itself. So at exit the group is destroyed and a spawned
+    worker whose fit raised nothing ends with ``os._exit(0)``, skipping finalization (logs and
+    streams flushed first). "Whose fit raised nothing": a spawned worker's fit tears the strategy
+    down only when it finished; a failed fit never gets there and exits as before, with its error
+    (checked: a callback raising on rank 1 still fails the run). The ``popen`` launcher's rank 0
+    is the calling process (a script, or pytest itself): it only destroys the group.
     """
 
     def setup_distributed(self) -> None:
         super().setup_distributed()
-        atexit.register(_destroy_process_group)
+        self._finished = False
+        atexit.register(self._end_worker)
+
+    def teardown(self) -> None:
+        super().teardown()
+        self._finished = True
+
+    def _end_worker(self) -> None:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        if self._start_method == "spawn" and self._finished:
+            end_process_now()
 
 
-def _destroy_process_group() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def end_process_now(code: int = 0) -> None:
+    """Flush logs and streams, then end this process without interpreter finalization."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def spawn_ddp() -> ExitCleanDDP:

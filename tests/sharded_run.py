@@ -121,6 +121,19 @@ def fit(root: str, tokenizer) -> None:
     trainer.fit(module, random_token_loader(len(tokenizer)))
 
 
+def exit_now() -> None:
+    """End this worker here, its results written: skip interpreter finalization.
+
+    A gloo worker sometimes aborted in finalization ("terminate called without an active
+    exception", SIGABRT) after its work was done and its process group destroyed (1 CI run in 2);
+    the launcher then failed a run whose results were complete. Only reached on success: an
+    exception never gets here and keeps its exit code.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     from transformers import PreTrainedTokenizerFast
 
@@ -131,6 +144,7 @@ if __name__ == "__main__":
     fit(root, PreTrainedTokenizerFast.from_pretrained(tokenizer_dir))
     if dist.is_initialized():  # a gloo group left to interpreter exit can abort the process
         dist.destroy_process_group()
+    exit_now()
 
 
 # -- FSDP1 (Lightning's FSDPStrategy refuses CPU): the collective logic on 2 spawned processes ----
@@ -219,6 +233,7 @@ def fsdp1_worker(rank: int, world: int, root: str, port: int, gather: bool) -> N
         if rank == 0:
             torch.save(weights, Path(root) / f"{wrapping}-weights.pt")
     dist.destroy_process_group()
+    exit_now()
 
 
 def as_probe(module: torch.nn.Module):
