@@ -221,6 +221,9 @@ def _measure_on_rank_zero_only(rank: int, init_file: str, results) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    from lightning_helpers import end_process_now
+
+    end_process_now()  # done (SimpleQueue.put writes at once): no finalization to abort in
 
 
 @pytest.mark.slow  # two spawned processes import torch and transformers: ~15-50 s on 2 cores
