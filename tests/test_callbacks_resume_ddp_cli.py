@@ -8,7 +8,7 @@ import lightning as L
 import pandas as pd
 import pytest
 import torch
-from lightning_helpers import TinyLM, random_token_loader, spawn_ddp, token_loader
+from lightning_helpers import TinyLM, quiet_trainer, random_token_loader, spawn_ddp, token_loader
 
 from phasewatch.callbacks import (
     AttentionMonitor,
@@ -123,18 +123,7 @@ def test_ddp_ranks_take_identical_decisions(tmp_path):
         PeakMonitor("planted/score", save_peak=False),
         DumpDecisions(tmp_path),
     ]
-    trainer = L.Trainer(
-        max_steps=40,
-        accelerator="cpu",
-        devices=2,
-        strategy=spawn_ddp(),
-        callbacks=callbacks,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, callbacks, max_steps=40, devices=2, strategy=spawn_ddp())
     trainer.fit(TinyLM(), random_token_loader(300, n=400))
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1]

@@ -251,18 +251,7 @@ class DumpBudget(L.Callback):
 def test_ddp_ranks_skip_and_measure_together(tmp_path):
     clock = FakeClock()
     callbacks = [Tick(clock), RankClockMonitor(1.0, clock, max_overhead=0.1), DumpBudget(tmp_path)]
-    trainer = L.Trainer(
-        max_steps=60,
-        accelerator="cpu",
-        devices=2,
-        strategy=spawn_ddp(),
-        callbacks=callbacks,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, callbacks, max_steps=60, devices=2, strategy=spawn_ddp())
     trainer.fit(TinyLM(), random_token_loader(300, n=1000))
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1]

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pickle
 import warnings
 
-import lightning as L
 import pytest
-from lightning_helpers import TinyLM, random_token_loader, spawn_ddp
+from lightning_helpers import TinyLM, quiet_trainer, random_token_loader, spawn_ddp
 from test_webhook_notifier import Hook, _callbacks
 
 from phasewatch.callbacks import WebhookNotifier
@@ -29,18 +28,7 @@ def test_two_ranks_send_one_post_per_event(tmp_path):
     try:
         callbacks = _callbacks(hook.url)
         callbacks[1].checkpoint = False  # no checkpoint files: only the POSTs are compared
-        trainer = L.Trainer(
-            max_steps=30,
-            accelerator="cpu",
-            devices=2,
-            strategy=spawn_ddp(),
-            callbacks=callbacks,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-            default_root_dir=tmp_path,
-        )
+        trainer = quiet_trainer(tmp_path, callbacks, max_steps=30, devices=2, strategy=spawn_ddp())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PhaseTransitionWarning)
             trainer.fit(TinyLM(), random_token_loader(300, n=800))

@@ -13,9 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
-import lightning as L
 import pytest
-from lightning_helpers import TinyLM, random_token_loader
+from lightning_helpers import TinyLM, quiet_trainer, random_token_loader
 
 from phasewatch.callbacks import (
     PeakMonitor,
@@ -100,17 +99,7 @@ def _callbacks(url, **notifier):
 
 
 def _fit(tmp_path, callbacks, max_steps=30, ckpt_path=None):
-    trainer = L.Trainer(
-        max_steps=max_steps,
-        callbacks=callbacks,
-        logger=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-    )
+    trainer = quiet_trainer(tmp_path, callbacks, max_steps=max_steps)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PhaseTransitionWarning)
         trainer.fit(TinyLM(), random_token_loader(300, n=800), ckpt_path=ckpt_path)
