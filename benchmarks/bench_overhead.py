@@ -165,8 +165,9 @@ def train_once(
     return clock, timer
 
 
-def run(*, steps: int = 500, repeats: int = 2, max_overhead: float | None = None) -> dict:
-    """Run the comparison, print it, and return the numbers."""
+def _inputs(steps: int) -> tuple:
+    """The demo's config, corpus, tokenizer and ``steps`` batches of sequences, the default
+    schedule and its measured steps in 0..``steps``."""
     config = _common.demo_config()
     corpus = _common.natural_stories()
     tokenizer = _common.bpe_tokenizer(corpus, config.vocab_size)
@@ -175,6 +176,12 @@ def run(*, steps: int = 500, repeats: int = 2, max_overhead: float | None = None
     )
     schedule = MeasureSchedule()
     measured = [s for s in range(steps + 1) if schedule.due(s)]
+    return config, corpus, tokenizer, sequences, schedule, measured
+
+
+def run(*, steps: int = 500, repeats: int = 2, max_overhead: float | None = None) -> dict:
+    """Run the comparison, print it, and return the numbers."""
+    config, _, tokenizer, sequences, schedule, measured = _inputs(steps)
     prefixes = sorted({p for p in (100, 500) if p < steps} | {steps})
 
     runs: dict[bool, list] = {False: [], True: []}
@@ -302,14 +309,7 @@ def run_steady(*, steps: int = 250, repeats: int = 2, cpu: bool = False) -> dict
     one thread), which other jobs on a shared machine stretch much less than wall time.
     """
     clock = time.process_time if cpu else time.perf_counter
-    config = _common.demo_config()
-    corpus = _common.natural_stories()
-    tokenizer = _common.bpe_tokenizer(corpus, config.vocab_size)
-    sequences = _common.training_sequences(
-        corpus, tokenizer, steps * config.batch_size, config.context_length
-    )
-    schedule = MeasureSchedule()
-    measured = [s for s in range(steps + 1) if schedule.due(s)]
+    _, corpus, tokenizer, sequences, schedule, measured = _inputs(steps)
     steady_steps = [s for s in measured if s >= STEADY_FROM]
     if not steady_steps:
         raise ValueError(f"--steps {steps} measures nothing at steps >= {STEADY_FROM}")
