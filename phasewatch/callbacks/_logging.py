@@ -70,20 +70,21 @@ def send_report(trainer: Trainer) -> None:
     history in a local folder, where ``phasewatch report RUN_DIR`` writes the same report.
     """
     wanting = [sink for sink in sinks(trainer) if sink.wants_report]
-    if not wanting or not (run_dir(trainer) / HISTORY_FILE).exists():
+    directory = run_dir(trainer)
+    if not wanting or not (directory / HISTORY_FILE).exists():
         return
     try:
         from phasewatch.report.write import write_report
 
-        written = write_report(run_dir(trainer))
+        written = write_report(directory)
     except Exception as error:
         log.warning(
             "phasewatch: the run report could not be written (%s: %s); the history is in %s, "
             "and `phasewatch report %s` tries again",
             type(error).__name__,
             error,
-            run_dir(trainer),
-            run_dir(trainer),
+            directory,
+            directory,
         )
         return
     files = [written["png"], written["html"]]

@@ -276,6 +276,7 @@ class PhasewatchMonitor(Callback):
         self.max_overhead = overhead_arg(max_overhead)
         #: The overhead budget's accounting (None without ``max_overhead``).
         self.budget = None if self.max_overhead is None else OverheadBudget(self.max_overhead)
+        self._budget_step: int | None = None  # the step the budget last decided for
         self.schedule = MeasureSchedule(
             every_n_steps, log_spaced=log_spaced, per_decade=per_decade, steps=steps
         )
@@ -411,7 +412,7 @@ class PhasewatchMonitor(Callback):
             self._measure_unbudgeted(trainer, pl_module)
             return
         step = trainer.global_step
-        if step == getattr(self, "_budget_step", None):
+        if step == self._budget_step:
             return  # decided already at this step (gradient accumulation: several batches)
         self._budget_step = step
         # rank zero's clock decides; every rank skips or measures with it
