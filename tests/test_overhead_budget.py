@@ -93,6 +93,21 @@ def test_the_rule_on_a_fake_clock_alone():
     assert budget.measured_s == 6.0 and budget.elapsed() == 66.0
 
 
+def test_the_summary_says_why_a_short_run_ends_above_its_budget():
+    clock = FakeClock()
+    budget = OverheadBudget(0.1, clock=clock)
+    budget.start()
+    assert budget.allows()  # the first is always taken: 1 s of measuring in a 4 s run
+    clock.t += 1.0
+    budget.spent(1.0)
+    clock.t += 3.0
+    assert not budget.allows()
+    line = budget.summary()
+    assert "measuring took 1.00 s of 4.00 s, 25.0 %; above the budget: the first" in line
+    clock.t += 6.0  # 1 s of 10 s: within 10 %
+    assert "above the budget" not in budget.summary()
+
+
 def test_a_trainer_run_skips_exactly_the_steps_the_rule_gives(tmp_path, caplog):
     clock = FakeClock()
     monitor = CostlyMonitor(1.0, clock, max_overhead=0.1)

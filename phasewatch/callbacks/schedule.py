@@ -202,11 +202,18 @@ class OverheadBudget:
         return self.measured_s / elapsed if elapsed > 0 else 0.0
 
     def summary(self) -> str:
-        """The log line: skipped N of M scheduled measurements to stay within the budget."""
+        """The log line: skipped N of M scheduled measurements to stay within the budget (and,
+        when the share ended above it, why the rule can overshoot)."""
+        over = (
+            "; above the budget: the first scheduled measurement is always taken, and each is "
+            "expected to cost what the last one did"
+            if self.share() > self.fraction
+            else ""
+        )
         return (
             f"skipped {self.skipped} of {self.scheduled} scheduled measurements to stay within "
             f"{100 * self.fraction:g} % of training wall time (measuring took "
-            f"{self.measured_s:.2f} s of {self.elapsed():.2f} s, {100 * self.share():.1f} %)"
+            f"{self.measured_s:.2f} s of {self.elapsed():.2f} s, {100 * self.share():.1f} %{over})"
         )
 
     def state_dict(self) -> dict:
