@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from phasewatch.measures._lru import lru_get
 from phasewatch.measures.attention import summarize
 from phasewatch.measures.metrics import PREDICTION_RULES, SyntacticAttentionScore
 from phasewatch.measures.token_cache import tokenize_stories, tokenizer_fingerprint
@@ -315,14 +316,12 @@ def _planned_story_windows(
         tuple(arcs["head_position"].tolist()),
         tuple(arcs["relation"].tolist()),
     )
-    plan = _plans.get(key)
-    if plan is None:
-        plan = _plans[key] = _story_windows(rows, arcs, tokenizer, prefix, budget, relation_index)
-        while len(_plans) > MAX_PLANS:
-            _plans.popitem(last=False)
-    else:
-        _plans.move_to_end(key)
-    return plan
+    return lru_get(
+        _plans,
+        key,
+        lambda: _story_windows(rows, arcs, tokenizer, prefix, budget, relation_index),
+        MAX_PLANS,
+    )
 
 
 def clear_plan_cache() -> None:

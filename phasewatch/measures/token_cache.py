@@ -10,12 +10,14 @@ not cached: it is tokenized every time, as before.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from phasewatch.measures import tokenization
+from phasewatch.measures._lru import lru_get
 from phasewatch.measures.tokenization import ByteTokenizer, TextTokenizer, TokenizedText
 
 #: Most stories kept (least recently used dropped first); Natural Stories has 10.
@@ -57,19 +59,16 @@ def tokenize_stories(tokenizer: Any, stories: Sequence[Sequence[str]]) -> list[T
         if fingerprint is None:
             out.append(tokenization.tokenize_words(tokenizer, list(words)))
             continue
-        key = (fingerprint, words)
-        tokenized = _cache.get(key)
-        if tokenized is None:
-            tokenized = tokenization.tokenize_words(tokenizer, list(words))
-            tokenized.ids.flags.writeable = False
-            tokenized.word_index.flags.writeable = False
-            _cache[key] = tokenized
-            while len(_cache) > MAX_STORIES:
-                _cache.popitem(last=False)
-        else:
-            _cache.move_to_end(key)
-        out.append(tokenized)
+        make = functools.partial(_read_only_tokens, tokenizer, words)
+        out.append(lru_get(_cache, (fingerprint, words), make, MAX_STORIES))
     return out
+
+
+def _read_only_tokens(tokenizer: Any, words: tuple[str, ...]) -> TokenizedText:
+    tokenized = tokenization.tokenize_words(tokenizer, list(words))
+    tokenized.ids.flags.writeable = False
+    tokenized.word_index.flags.writeable = False
+    return tokenized
 
 
 def clear_cache() -> None:
